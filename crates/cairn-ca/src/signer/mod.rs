@@ -1,0 +1,1 @@
+//! Placeholder: the signer is being written.

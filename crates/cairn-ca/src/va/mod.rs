@@ -1,0 +1,1 @@
+//! Placeholder: the validation authority is being written.

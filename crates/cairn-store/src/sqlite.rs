@@ -1,0 +1,5 @@
+//! Placeholder: the SQLite backend is being written.
+
+/// The SQLite backend.
+#[derive(Debug)]
+pub struct SqliteStore;
