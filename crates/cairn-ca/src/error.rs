@@ -51,7 +51,10 @@ impl CaError {
     /// that something went wrong on our side.
     pub fn internal(context: &str, cause: impl fmt::Display) -> Self {
         tracing::error!(target: "cairn::internal", context, %cause, "internal error");
-        Self::new(ProblemType::ServerInternal, format!("internal error while {context}; the CA operator can find it in the log"))
+        Self::new(
+            ProblemType::ServerInternal,
+            format!("internal error while {context}; the CA operator can find it in the log"),
+        )
     }
 
     pub fn with_status(mut self, status: u16) -> Self {

@@ -1,1 +1,126 @@
-fn main() {}
+//! `cairn-ca`: the Cairn certificate authority server.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use cairn_ca::app::{self, Overrides};
+use cairn_ca::config::Config;
+use clap::{Parser, Subcommand};
+
+/// Cairn's ACME (RFC 8555) certificate authority.
+#[derive(Debug, Parser)]
+#[command(name = "cairn-ca", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the CA. With no configuration: SQLite in ./cairn-data, its own
+    /// root and intermediates made on first start, API on port 443.
+    Serve {
+        /// TOML configuration file (every key optional; see the README).
+        #[arg(long, short = 'c')]
+        config: Option<PathBuf>,
+        /// Pebble-compatible test settings: API on https://127.0.0.1:14000,
+        /// http-01 to port 5002, tls-alpn-01 to 5001, DNS at 127.0.0.1:8053,
+        /// loopback and private addresses allowed.
+        #[arg(long)]
+        dev: bool,
+        /// Where the database, keys and certificates live (overrides `data_dir`).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Log as JSON lines instead of text.
+        #[arg(long)]
+        log_json: bool,
+    },
+    /// Check a configuration file and print the settings it results in.
+    CheckConfig {
+        /// The file to check.
+        file: PathBuf,
+        /// Check it as `serve --dev` would read it.
+        #[arg(long)]
+        dev: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::CheckConfig { file, dev } => match Config::load(Some(&file), dev) {
+            Ok(config) => {
+                println!("{} is valid. Effective settings:\n", file.display());
+                match toml::to_string_pretty(&config) {
+                    Ok(text) => println!("{text}"),
+                    Err(e) => eprintln!("(cannot show them: {e})"),
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Serve {
+            config,
+            dev,
+            data_dir,
+            log_json,
+        } => {
+            init_logging(log_json);
+            let mut config = match Config::load(config.as_deref(), dev) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let Some(dir) = data_dir {
+                config.data_dir = dir;
+            }
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            runtime.block_on(serve(config))
+        }
+    }
+}
+
+async fn serve(config: Config) -> ExitCode {
+    let mut running = match app::start(config, Overrides::default()).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("Cairn CA is running.");
+    println!("  ACME directory:  {}", running.directory_url);
+    println!("  Trust this root: {}", running.root_pem.display());
+    println!("  CRLs, issuers:   {}", running.wfe.urls.http_base());
+    tokio::select! {
+        () = running.wait() => ExitCode::FAILURE,
+        _ = tokio::signal::ctrl_c() => {
+            tracing::info!("shutting down");
+            running.shutdown().await;
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

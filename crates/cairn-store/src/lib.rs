@@ -51,7 +51,12 @@ pub trait Storage: Send + Sync + 'static {
     async fn deactivate_account(&self, id: AccountId) -> Result<Account>;
     /// Swaps the account key (RFC 8555 §7.3.5). `Conflict` if another
     /// account holds `new_thumbprint`.
-    async fn change_account_key(&self, id: AccountId, new_jwk: &str, new_thumbprint: &str) -> Result<Account>;
+    async fn change_account_key(
+        &self,
+        id: AccountId,
+        new_jwk: &str,
+        new_thumbprint: &str,
+    ) -> Result<Account>;
 
     // --- orders and authorizations (RFC 8555 §7.4, §7.5) ---
 
@@ -60,7 +65,12 @@ pub trait Storage: Send + Sync + 'static {
     async fn order(&self, id: OrderId) -> Result<Option<Order>>;
     /// Order ids of an account, newest first, after the cursor `before`
     /// (exclusive), at most `limit`.
-    async fn account_orders(&self, account: AccountId, before: Option<OrderId>, limit: u32) -> Result<Vec<OrderId>>;
+    async fn account_orders(
+        &self,
+        account: AccountId,
+        before: Option<OrderId>,
+        limit: u32,
+    ) -> Result<Vec<OrderId>>;
     async fn authorization(&self, id: AuthzId) -> Result<Option<Authorization>>;
     /// The authorizations with these ids, in the same order; missing ids are an error.
     async fn authorizations(&self, ids: &[AuthzId]) -> Result<Vec<Authorization>>;
@@ -109,5 +119,9 @@ pub trait Storage: Send + Sync + 'static {
     async fn revoke_certificate(&self, serial: &str, revocation: Revocation) -> Result<bool>;
     /// Revoked certificates of `issuer` that have not expired at `now`,
     /// for the CRL.
-    async fn revoked_certificates(&self, issuer: &str, now: OffsetDateTime) -> Result<Vec<RevokedEntry>>;
+    async fn revoked_certificates(
+        &self,
+        issuer: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<RevokedEntry>>;
 }

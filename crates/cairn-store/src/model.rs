@@ -165,7 +165,10 @@ pub enum ChallengeState {
 pub enum ValidationOutcome {
     /// The challenge passed: it becomes valid, and so does its
     /// authorization, whose expiry becomes `authz_expires` (the reuse period).
-    Valid { validated_at: OffsetDateTime, authz_expires: OffsetDateTime },
+    Valid {
+        validated_at: OffsetDateTime,
+        authz_expires: OffsetDateTime,
+    },
     /// The challenge failed: it and its authorization become invalid.
     Invalid { problem: Problem },
 }

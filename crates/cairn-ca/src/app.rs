@@ -1,0 +1,268 @@
+//! Wiring: the concrete storage, validator, signer, nonce service and
+//! clock put together into a running CA. `main.rs` and the integration
+//! tests both start the CA through here.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use cairn_store::{SqliteStore, Storage};
+use rustls_pki_types::{
+    CertificateDer, PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer,
+};
+use time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::nonce::{LocalNonces, NonceService};
+use crate::policy::Policy;
+use crate::ra::{Ra, RaConfig};
+use crate::signer::{Pki, PkiOptions};
+use crate::va::{NetworkValidator, Validator};
+use crate::wfe::{self, Urls, Wfe};
+
+/// Why the CA could not start, said for the operator.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StartError(pub String);
+
+fn fail(context: &str) -> impl FnOnce(String) -> StartError + '_ {
+    move |e| StartError(format!("{context}: {e}"))
+}
+
+/// Parts a test may replace; `None` means the production part.
+#[derive(Default)]
+pub struct Overrides {
+    pub clock: Option<Arc<dyn Clock>>,
+    pub validator: Option<Arc<dyn Validator>>,
+    pub store: Option<Arc<dyn Storage>>,
+}
+
+impl std::fmt::Debug for Overrides {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Overrides").finish_non_exhaustive()
+    }
+}
+
+/// A CA that is serving.
+#[derive(Debug)]
+pub struct RunningCa {
+    pub api_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub directory_url: String,
+    pub root_pem: PathBuf,
+    pub wfe: Arc<Wfe>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningCa {
+    /// Stops accepting connections and waits for the listeners to close.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
+        }
+    }
+
+    /// Resolves when the listeners stop (they only do on shutdown).
+    pub async fn wait(&mut self) {
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Binds the listeners, makes or loads the CA's keys, opens the database
+/// and starts serving.
+pub async fn start(config: Config, overrides: Overrides) -> Result<RunningCa, StartError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        StartError(format!(
+            "cannot create data directory {}: {e}",
+            config.data_dir.display()
+        ))
+    })?;
+    let api = TcpListener::bind(config.server.listen)
+        .await
+        .map_err(|e| StartError(format!("cannot listen on {}: {e}", config.server.listen)))?;
+    let http = TcpListener::bind(config.server.http_listen)
+        .await
+        .map_err(|e| {
+            StartError(format!(
+                "cannot listen on {}: {e}",
+                config.server.http_listen
+            ))
+        })?;
+    let api_addr = api
+        .local_addr()
+        .map_err(|e| fail("api listener")(e.to_string()))?;
+    let http_addr = http
+        .local_addr()
+        .map_err(|e| fail("http listener")(e.to_string()))?;
+
+    // Ephemeral ports (0) are only known now.
+    let mut config = config;
+    config.server.listen = api_addr;
+    config.server.http_listen = http_addr;
+    let urls = Urls::new(config.public_url(), config.public_http_url());
+
+    let pki = Arc::new(
+        Pki::load_or_create(&PkiOptions {
+            data_dir: config.data_dir.clone(),
+            crl_base_url: urls.http_base().to_owned(),
+            api_hostnames: config.server.hostnames.clone(),
+        })
+        .map_err(|e| StartError(format!("CA keys and certificates: {}", e.detail)))?,
+    );
+    let tls = if config.server.tls {
+        Some(Arc::new(tls_config(&config, &pki)?))
+    } else {
+        None
+    };
+
+    let store: Arc<dyn Storage> = match overrides.store {
+        Some(store) => store,
+        None => Arc::new(
+            SqliteStore::open(&config.database_path())
+                .await
+                .map_err(|e| {
+                    StartError(format!(
+                        "database {}: {e}",
+                        config.database_path().display()
+                    ))
+                })?,
+        ),
+    };
+    let validator: Arc<dyn Validator> = match overrides.validator {
+        Some(v) => v,
+        None => Arc::new(
+            NetworkValidator::new(config.validation.clone())
+                .map_err(|e| StartError(format!("validation: {}", e.detail)))?,
+        ),
+    };
+    let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
+    let issuance = &config.issuance;
+    let ra = Arc::new(Ra::new(
+        store,
+        validator,
+        Arc::clone(&pki),
+        clock,
+        Policy {
+            permissive: config.dev,
+        },
+        RaConfig {
+            certificate_lifetime: Duration::days(i64::from(issuance.certificate_lifetime_days)),
+            authorization_reuse: Duration::days(i64::from(issuance.authorization_reuse_days)),
+            pending_authorization_lifetime: Duration::hours(i64::from(
+                issuance.pending_authorization_hours,
+            )),
+            order_lifetime: Duration::hours(i64::from(issuance.order_lifetime_hours)),
+            orders_page_size: issuance.orders_page_size,
+            allow_validity_request: issuance.allow_validity_request,
+            terms_of_service: issuance.terms_of_service.clone(),
+            always_valid: config.testing.always_valid,
+            validation_delay: StdDuration::from_millis(config.testing.validation_delay_ms),
+        },
+    ));
+    let nonces: Arc<dyn NonceService> =
+        Arc::new(LocalNonces::new(config.testing.nonce_reject_percent));
+    let meta = cairn_proto::objects::DirectoryMeta {
+        terms_of_service: issuance.terms_of_service.clone(),
+        website: issuance.website.clone(),
+        caa_identities: config.validation.caa_identities.clone(),
+        external_account_required: Some(false),
+        ..Default::default()
+    };
+    let wfe = Arc::new(Wfe {
+        ra,
+        nonces,
+        urls,
+        max_body_bytes: config.server.max_body_bytes,
+        meta,
+    });
+
+    let (shutdown, watcher) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let tasks = vec![
+        tokio::spawn(wfe::serve::serve(
+            api,
+            wfe::acme_router(Arc::clone(&wfe)),
+            tls,
+            stopped(watcher.clone()),
+        )),
+        tokio::spawn(wfe::serve::serve(
+            http,
+            wfe::publication_router(Arc::clone(&wfe)),
+            None,
+            stopped(watcher),
+        )),
+    ];
+    Ok(RunningCa {
+        api_addr,
+        http_addr,
+        directory_url: wfe.urls.directory(),
+        root_pem: pki.root_pem_path(),
+        wfe,
+        shutdown,
+        tasks,
+    })
+}
+
+/// The API's TLS settings: the operator's certificate, or the CA's own.
+fn tls_config(config: &Config, pki: &Pki) -> Result<rustls::ServerConfig, StartError> {
+    let (chain, key): (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) =
+        match (&config.server.tls_cert_file, &config.server.tls_key_file) {
+            (Some(cert_file), Some(key_file)) => {
+                let read = |path: &PathBuf| {
+                    std::fs::read_to_string(path)
+                        .map_err(|e| StartError(format!("cannot read {}: {e}", path.display())))
+                };
+                let certs = cairn_proto::pem::decode_all(&read(cert_file)?, "CERTIFICATE");
+                if certs.is_empty() {
+                    return Err(StartError(format!(
+                        "{}: no CERTIFICATE in it",
+                        cert_file.display()
+                    )));
+                }
+                let key_text = read(key_file)?;
+                let key = if let Some(der) = cairn_proto::pem::decode_one(&key_text, "PRIVATE KEY")
+                {
+                    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der))
+                } else if let Some(der) = cairn_proto::pem::decode_one(&key_text, "EC PRIVATE KEY")
+                {
+                    PrivateKeyDer::Sec1(PrivateSec1KeyDer::from(der))
+                } else if let Some(der) = cairn_proto::pem::decode_one(&key_text, "RSA PRIVATE KEY")
+                {
+                    PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(der))
+                } else {
+                    return Err(StartError(format!(
+                        "{}: no private key in it",
+                        key_file.display()
+                    )));
+                };
+                (certs.into_iter().map(CertificateDer::from).collect(), key)
+            }
+            _ => {
+                let (chain, key) = pki.api_tls();
+                (
+                    chain.into_iter().map(CertificateDer::from).collect(),
+                    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
+                )
+            }
+        };
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| StartError(format!("TLS: {e}")))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| StartError(format!("the API certificate and key do not fit: {e}")))?;
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tls)
+}

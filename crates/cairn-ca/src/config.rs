@@ -1,0 +1,321 @@
+//! The CA's configuration: one TOML file, every key optional with a working
+//! default, unknown keys refused. `--dev` (or `dev = true`) swaps in
+//! Pebble-compatible test defaults before the file's own values apply.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::va::VaConfig;
+
+/// Everything `cairn-ca serve` can be told.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Pebble-like test settings (high validation ports, local DNS,
+    /// loopback validation allowed).
+    pub dev: bool,
+    /// Where the database, keys and certificates live.
+    pub data_dir: PathBuf,
+    pub server: ServerConfig,
+    pub issuance: IssuanceConfig,
+    pub validation: VaConfig,
+    pub testing: TestingConfig,
+}
+
+/// The listeners and how the CA names itself.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// The ACME API (HTTPS unless `tls = false`).
+    pub listen: SocketAddr,
+    /// Plain HTTP: CRLs and issuer certificates, whose URLs every leaf carries.
+    pub http_listen: SocketAddr,
+    /// The URL clients use to reach `listen`; every URL the CA emits and
+    /// every JWS `url` check uses it. Default: from `hostnames[0]` and the port.
+    pub public_url: Option<String>,
+    /// The URL clients use to reach `http_listen`, for CRL and issuer URLs.
+    pub public_http_url: Option<String>,
+    /// DNS names and IP addresses for the API's own certificate.
+    pub hostnames: Vec<String>,
+    /// Serve the API over HTTPS (true) or plain HTTP behind a TLS-terminating
+    /// reverse proxy (false).
+    pub tls: bool,
+    /// An operator's own certificate chain and key (PEM) for the API,
+    /// instead of one the CA makes for itself.
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// What the CA issues and for how long things last.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuanceConfig {
+    /// Certificate lifetime in days (90 by default).
+    pub certificate_lifetime_days: u32,
+    /// How long a valid authorization is reused for new orders, in days.
+    pub authorization_reuse_days: u32,
+    /// How long a pending authorization waits for validation, in hours.
+    pub pending_authorization_hours: u32,
+    /// How long an order can take to be finalized, in hours.
+    pub order_lifetime_hours: u32,
+    /// Shown in the directory's `meta`; clients must agree to it if set.
+    pub terms_of_service: Option<String>,
+    pub website: Option<String>,
+    /// Page size of an account's orders list.
+    pub orders_page_size: u32,
+    /// Allow `notBefore`/`notAfter` in newOrder (within the lifetime).
+    pub allow_validity_request: bool,
+}
+
+/// Knobs that make clients robust, as Pebble's do. Off by default.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TestingConfig {
+    /// Every challenge passes without a network check.
+    pub always_valid: bool,
+    /// Share (0–100) of good nonces refused with badNonce.
+    pub nonce_reject_percent: u8,
+    /// Wait this long before each validation, in milliseconds.
+    pub validation_delay_ms: u64,
+}
+
+impl Config {
+    /// Built-in defaults: production, or `--dev`.
+    pub fn defaults(dev: bool) -> Self {
+        let listen: SocketAddr = if dev {
+            "127.0.0.1:14000"
+        } else {
+            "0.0.0.0:443"
+        }
+        .parse()
+        .expect("literal address");
+        let http_listen: SocketAddr = if dev { "127.0.0.1:14080" } else { "0.0.0.0:80" }
+            .parse()
+            .expect("literal address");
+        Self {
+            dev,
+            data_dir: PathBuf::from("cairn-data"),
+            server: ServerConfig {
+                listen,
+                http_listen,
+                public_url: None,
+                public_http_url: None,
+                hostnames: if dev {
+                    vec!["127.0.0.1".into(), "localhost".into(), "::1".into()]
+                } else {
+                    vec!["localhost".into()]
+                },
+                tls: true,
+                tls_cert_file: None,
+                tls_key_file: None,
+                max_body_bytes: 64 * 1024,
+            },
+            issuance: IssuanceConfig {
+                certificate_lifetime_days: 90,
+                authorization_reuse_days: 30,
+                pending_authorization_hours: 7 * 24,
+                order_lifetime_hours: 7 * 24,
+                terms_of_service: None,
+                website: None,
+                orders_page_size: 50,
+                allow_validity_request: false,
+            },
+            validation: if dev {
+                VaConfig::dev()
+            } else {
+                VaConfig::default()
+            },
+            testing: TestingConfig::default(),
+        }
+    }
+
+    /// Reads a config file over the defaults. `dev` from the command line
+    /// wins over the file's `dev` key when true.
+    pub fn load(file: Option<&Path>, dev_flag: bool) -> Result<Self, ConfigError> {
+        let text = match file {
+            Some(path) => std::fs::read_to_string(path)
+                .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?,
+            None => String::new(),
+        };
+        Self::from_toml(&text, dev_flag).map_err(|ConfigError(msg)| match file {
+            Some(path) => ConfigError(format!("{}: {msg}", path.display())),
+            None => ConfigError(msg),
+        })
+    }
+
+    /// Parses TOML text over the defaults.
+    pub fn from_toml(text: &str, dev_flag: bool) -> Result<Self, ConfigError> {
+        let file: toml::Table = toml::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
+        let dev = dev_flag
+            || file
+                .get("dev")
+                .and_then(toml::Value::as_bool)
+                .unwrap_or(false);
+        let mut merged = toml::Table::try_from(Self::defaults(dev))
+            .map_err(|e| ConfigError(format!("defaults do not serialize: {e}")))?;
+        merge(&mut merged, file);
+        merged.insert("dev".into(), toml::Value::Boolean(dev));
+        let config: Self = toml::Value::Table(merged)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError(e.to_string()))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let bad = |msg: String| Err(ConfigError(msg));
+        let lifetime = self.issuance.certificate_lifetime_days;
+        if !(1..=398).contains(&lifetime) {
+            return bad(format!(
+                "issuance.certificate_lifetime_days = {lifetime}: must be 1 to 398"
+            ));
+        }
+        if self.issuance.authorization_reuse_days > 398 {
+            return bad("issuance.authorization_reuse_days must be at most 398".into());
+        }
+        if self.issuance.orders_page_size == 0 {
+            return bad("issuance.orders_page_size must be at least 1".into());
+        }
+        if self.testing.nonce_reject_percent > 100 {
+            return bad("testing.nonce_reject_percent must be 0 to 100".into());
+        }
+        if self.server.hostnames.is_empty() {
+            return bad("server.hostnames must name at least one host".into());
+        }
+        if self.server.tls_cert_file.is_some() != self.server.tls_key_file.is_some() {
+            return bad("server.tls_cert_file and server.tls_key_file go together".into());
+        }
+        for (key, url) in [
+            ("server.public_url", &self.server.public_url),
+            ("server.public_http_url", &self.server.public_http_url),
+        ] {
+            if let Some(url) = url
+                && !(url.starts_with("https://") || url.starts_with("http://"))
+            {
+                return bad(format!(
+                    "{key} = {url:?}: must start with https:// or http://"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The base URL of the ACME API, without a trailing slash.
+    pub fn public_url(&self) -> String {
+        match &self.server.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => {
+                let scheme = if self.server.tls { "https" } else { "http" };
+                base_url(scheme, &self.server.hostnames[0], self.server.listen.port())
+            }
+        }
+    }
+
+    /// The base URL of the plain-HTTP listener (CRLs, issuer certificates).
+    pub fn public_http_url(&self) -> String {
+        match &self.server.public_http_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => base_url(
+                "http",
+                &self.server.hostnames[0],
+                self.server.http_listen.port(),
+            ),
+        }
+    }
+
+    /// The SQLite database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("cairn.db")
+    }
+}
+
+fn base_url(scheme: &str, host: &str, port: u16) -> String {
+    let host = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    };
+    let default_port = if scheme == "https" { 443 } else { 80 };
+    if port == default_port {
+        format!("{scheme}://{host}")
+    } else {
+        format!("{scheme}://{host}:{port}")
+    }
+}
+
+/// Deep-merges `over` into `base`: tables merge, everything else replaces.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+/// A configuration problem, with the key and file it concerns.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_production_defaults() {
+        let c = Config::from_toml("", false).expect("valid");
+        assert!(!c.dev);
+        assert_eq!(c.server.listen.port(), 443);
+        assert_eq!(c.issuance.certificate_lifetime_days, 90);
+        assert_eq!(c.issuance.authorization_reuse_days, 30);
+        assert_eq!(c.validation.http01_port, 80);
+        assert_eq!(c.public_url(), "https://localhost");
+    }
+
+    #[test]
+    fn dev_gives_pebble_compatible_defaults_and_the_file_still_wins() {
+        let c = Config::from_toml("[validation]\nhttp01_port = 8080\n", true).expect("valid");
+        assert!(c.dev);
+        assert_eq!(c.public_url(), "https://127.0.0.1:14000");
+        assert_eq!(c.public_http_url(), "http://127.0.0.1:14080");
+        assert_eq!(c.validation.http01_port, 8080);
+        assert_eq!(c.validation.tls_alpn01_port, 5001);
+        assert!(c.validation.allow_private_addresses);
+        let c = Config::from_toml("dev = true", false).expect("valid");
+        assert!(c.dev);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name() {
+        let err =
+            Config::from_toml("[server]\nlisten_addr = \"127.0.0.1:1\"\n", false).unwrap_err();
+        assert!(err.0.contains("listen_addr"), "{err}");
+        let err = Config::from_toml("colour = 1\n", false).unwrap_err();
+        assert!(err.0.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        assert!(Config::from_toml("[issuance]\ncertificate_lifetime_days = 0\n", false).is_err());
+        assert!(Config::from_toml("[testing]\nnonce_reject_percent = 101\n", false).is_err());
+        assert!(Config::from_toml("[server]\npublic_url = \"ftp://x\"\n", false).is_err());
+        assert!(Config::from_toml("[server]\nlisten = \"nonsense\"\n", false).is_err());
+    }
+
+    #[test]
+    fn ipv6_hostnames_are_bracketed() {
+        let c = Config::from_toml(
+            "[server]\nhostnames = [\"::1\"]\nlisten = \"[::1]:14000\"\n",
+            false,
+        )
+        .expect("valid");
+        assert_eq!(c.public_url(), "https://[::1]:14000");
+    }
+}

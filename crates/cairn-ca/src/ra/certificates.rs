@@ -1,0 +1,335 @@
+//! Finalize, certificate download, revocation and CRLs (RFC 8555 §7.4,
+//! §7.4.2, §7.6).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use cairn_proto::objects::{Finalize, OrderStatus, Revocation as RevocationPayload};
+use cairn_proto::problem::ProblemType;
+use cairn_proto::{Identifier, Jwk, base64url};
+use cairn_store::{Account, Certificate, OrderId, PendingCertificate, Revocation, StoreError};
+use time::{Duration, OffsetDateTime};
+
+use super::{OrderView, Ra, order_identifier};
+use crate::error::{CaError, CaResult};
+use crate::signer::{self, CrlEntry, LeafRequest};
+
+/// How far before "now" a certificate's validity starts, for clients whose
+/// clocks run a little behind.
+const BACKDATE: Duration = Duration::minutes(5);
+/// How long a CRL is served before it is made again, revocations aside.
+const CRL_MAX_AGE: Duration = Duration::hours(1);
+/// A CRL's nextUpdate after its thisUpdate (BR 4.9.7: at most ten days).
+const CRL_VALIDITY: Duration = Duration::days(1);
+/// Revocation reasons a subscriber may give (RFC 5280 §5.3.1; BR 4.9.1.1).
+const ALLOWED_REASONS: [u8; 5] = [0, 1, 3, 4, 5];
+
+/// Who asks for a revocation.
+#[derive(Debug)]
+pub enum Revoker<'a> {
+    /// An account (`kid`): the issuing account, or one that holds valid
+    /// authorizations for every name in the certificate.
+    Account(&'a Account),
+    /// The certificate's own key (`jwk`).
+    CertificateKey(&'a Jwk),
+}
+
+/// The CRLs last made, per issuer.
+#[derive(Debug, Default)]
+pub struct CrlCache(Mutex<HashMap<String, (OffsetDateTime, Vec<u8>)>>);
+
+impl CrlCache {
+    fn get(&self, issuer: &str, now: OffsetDateTime) -> Option<Vec<u8>> {
+        let cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .get(issuer)
+            .filter(|(made, _)| now - *made < CRL_MAX_AGE)
+            .map(|(_, der)| der.clone())
+    }
+
+    fn put(&self, issuer: &str, made: OffsetDateTime, der: Vec<u8>) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(issuer.to_owned(), (made, der));
+    }
+
+    fn invalidate(&self, issuer: &str) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(issuer);
+    }
+}
+
+impl Ra {
+    /// finalize: checks the CSR against the order, reserves a serial, signs,
+    /// stores. Idempotent: only the request that moves the order from ready
+    /// to processing signs; every other gets `orderNotReady`.
+    pub async fn finalize(
+        &self,
+        account: &Account,
+        order_id: OrderId,
+        request: &Finalize,
+    ) -> CaResult<OrderView> {
+        let view = self.order(account, order_id).await?;
+        if view.status != OrderStatus::Ready {
+            return Err(CaError::new(
+                ProblemType::OrderNotReady,
+                format!(
+                    "order {order_id} is {}, not ready; it can only be finalized once, when every authorization is valid",
+                    view.status.as_str()
+                ),
+            ));
+        }
+        let csr_der = base64url::decode(&request.csr)
+            .map_err(|_| CaError::new(ProblemType::BadCsr, "the csr field is not base64url"))?;
+        let account_key = account_jwk(account)?;
+        let csr = signer::check_csr(&csr_der, &account_key)?;
+        let wanted: Vec<Identifier> = view.authorizations.iter().map(order_identifier).collect();
+        if !same_names(&csr.names, &view.order.identifiers)
+            || !same_names(&wanted, &view.order.identifiers)
+        {
+            return Err(CaError::new(
+                ProblemType::BadCsr,
+                format!(
+                    "the CSR names {} but the order is for {}",
+                    list(&csr.names),
+                    list(&view.order.identifiers)
+                ),
+            ));
+        }
+
+        let now = self.now();
+        let not_before = view.order.not_before.unwrap_or(now - BACKDATE);
+        let not_after = view
+            .order
+            .not_after
+            .unwrap_or(not_before + self.config.certificate_lifetime - Duration::SECOND);
+        let issuer = self.pki.issuer_for_key(&csr.key);
+        let mut serial = signer::new_serial();
+        let mut attempts = 0;
+        loop {
+            let pending = PendingCertificate {
+                serial: signer::serial_hex(&serial),
+                order_id,
+                account_id: account.id,
+                issuer: issuer.clone(),
+                names: view.order.identifiers.clone(),
+                not_before,
+                not_after,
+                created_at: now,
+            };
+            match self.store.begin_finalize(pending).await {
+                Ok(true) => break,
+                Ok(false) => {
+                    return Err(CaError::new(
+                        ProblemType::OrderNotReady,
+                        format!("order {order_id} is already being finalized"),
+                    )
+                    .with_retry_after(std::time::Duration::from_secs(1)));
+                }
+                Err(StoreError::Conflict(_)) if attempts < 3 => {
+                    attempts += 1;
+                    serial = signer::new_serial();
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let serial_hex = signer::serial_hex(&serial);
+        let signed = self.pki.issue_leaf(&LeafRequest {
+            serial,
+            issuer: issuer.clone(),
+            names: view.order.identifiers.clone(),
+            public_key_spki_der: csr.public_key_spki_der,
+            not_before,
+            not_after,
+        });
+        let der = match signed {
+            Ok(der) => der,
+            Err(e) => {
+                let problem = e.to_problem();
+                if let Err(store_err) = self.store.fail_finalize(order_id, &problem).await {
+                    tracing::error!(order = order_id, error = %store_err, "could not mark a failed order invalid");
+                }
+                return Err(e);
+            }
+        };
+        self.store
+            .complete_finalize(order_id, &serial_hex, &der)
+            .await?;
+        tracing::info!(
+            target: "cairn::audit", event = "certificate.issued", account = account.id, order = order_id,
+            serial = %serial_hex, issuer = %issuer, names = %list(&view.order.identifiers),
+            not_before = %not_before, not_after = %not_after
+        );
+        self.order(account, order_id).await
+    }
+
+    /// A certificate and the chains above it (default first, then alternates).
+    pub async fn certificate(&self, serial: &str) -> CaResult<(Certificate, Vec<Vec<Vec<u8>>>)> {
+        let cert = self
+            .store
+            .certificate(serial)
+            .await?
+            .filter(|c| c.der.is_some())
+            .ok_or_else(|| CaError::not_found(format!("certificate {serial}")))?;
+        let chains = self.pki.chains(&cert.issuer);
+        Ok((cert, chains))
+    }
+
+    /// revokeCert (RFC 8555 §7.6).
+    pub async fn revoke(&self, revoker: Revoker<'_>, request: &RevocationPayload) -> CaResult<()> {
+        let reason = request.reason.unwrap_or(0);
+        if !ALLOWED_REASONS.contains(&reason) {
+            return Err(CaError::new(
+                ProblemType::BadRevocationReason,
+                format!(
+                    "revocation reason {reason} is not allowed; use 0, 1, 3, 4 or 5 (RFC 5280 §5.3.1)"
+                ),
+            ));
+        }
+        let der = base64url::decode(&request.certificate)
+            .map_err(|_| CaError::malformed("the certificate field is not base64url"))?;
+        let serial = signer::serial_hex(&signer::certificate_serial(&der)?);
+        let cert = self
+            .store
+            .certificate(&serial)
+            .await?
+            .filter(|c| c.der.as_deref() == Some(&der[..]))
+            .ok_or_else(|| {
+                CaError::not_found("a certificate issued by this CA with that content")
+            })?;
+        match revoker {
+            Revoker::Account(account) => {
+                if cert.account_id != account.id
+                    && !self.holds_authorizations(account, &cert.names).await?
+                {
+                    return Err(CaError::unauthorized(
+                        "this account neither ordered the certificate nor holds valid authorizations for all its names",
+                    ));
+                }
+            }
+            Revoker::CertificateKey(key) => {
+                if !signer::certificate_key_matches(&der, key)? {
+                    return Err(CaError::unauthorized(
+                        "the JWS key is not the certificate's key",
+                    ));
+                }
+            }
+        }
+        if reason == 1 && matches!(revoker, Revoker::Account(a) if a.id != cert.account_id) {
+            // Only the subscriber or the key holder can claim key compromise.
+            return Err(CaError::new(
+                ProblemType::BadRevocationReason,
+                "only the issuing account or the certificate key can give keyCompromise",
+            ));
+        }
+        let now = self.now();
+        if !self
+            .store
+            .revoke_certificate(
+                &serial,
+                Revocation {
+                    revoked_at: now,
+                    reason,
+                },
+            )
+            .await?
+        {
+            return Err(CaError::new(
+                ProblemType::AlreadyRevoked,
+                format!("certificate {serial} is already revoked"),
+            ));
+        }
+        self.crls.invalidate(&cert.issuer);
+        tracing::info!(
+            target: "cairn::audit", event = "certificate.revoked", serial = %serial, reason,
+            by = match revoker { Revoker::Account(a) => format!("account {}", a.id), Revoker::CertificateKey(_) => "certificate key".into() }
+        );
+        Ok(())
+    }
+
+    async fn holds_authorizations(
+        &self,
+        account: &Account,
+        names: &[Identifier],
+    ) -> CaResult<bool> {
+        let now = self.now();
+        for name in names {
+            let (base, wildcard) = super::authz_identifier(name);
+            if self
+                .store
+                .reusable_authorization(account.id, &base, wildcard, now)
+                .await?
+                .is_none()
+            {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The current CRL of `issuer` (DER), made again when a revocation
+    /// happened or the last one is an hour old.
+    pub async fn crl(&self, issuer: &str) -> CaResult<Vec<u8>> {
+        let now = self.now();
+        if let Some(der) = self.crls.get(issuer, now) {
+            return Ok(der);
+        }
+        if self.pki.issuer_der(issuer).is_none() {
+            return Err(CaError::not_found(format!("issuer {issuer}")));
+        }
+        let entries = self
+            .store
+            .revoked_certificates(issuer, now)
+            .await?
+            .into_iter()
+            .map(|e| {
+                Ok(CrlEntry {
+                    serial: hex_decode(&e.serial)
+                        .ok_or_else(|| CaError::internal("reading revoked serials", &e.serial))?,
+                    revoked_at: e.revoked_at,
+                    reason: e.reason,
+                })
+            })
+            .collect::<CaResult<Vec<_>>>()?;
+        let number = u64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+        let der = self
+            .pki
+            .crl(issuer, &entries, now, now + CRL_VALIDITY, number)?;
+        self.crls.put(issuer, now, der.clone());
+        Ok(der)
+    }
+}
+
+fn account_jwk(account: &Account) -> CaResult<Jwk> {
+    let value = serde_json::from_str(&account.jwk)
+        .map_err(|e| CaError::internal("reading the account key", e))?;
+    Ok(Jwk::from_json(&value)?)
+}
+
+fn same_names(a: &[Identifier], b: &[Identifier]) -> bool {
+    let mut a = a.to_vec();
+    let mut b = b.to_vec();
+    a.sort();
+    a.dedup();
+    b.sort();
+    b.dedup();
+    a == b
+}
+
+fn list(ids: &[Identifier]) -> String {
+    let names: Vec<&str> = ids.iter().map(|i| i.value.as_str()).collect();
+    names.join(", ")
+}
+
+fn hex_decode(hex: &str) -> Option<Vec<u8>> {
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
+}
