@@ -309,6 +309,28 @@ mod tests {
         assert!(Config::from_toml("[server]\nlisten = \"nonsense\"\n", false).is_err());
     }
 
+    /// Every configuration file the repository ships parses, and the
+    /// commented reference file states the real defaults.
+    #[test]
+    fn shipped_config_files_parse() {
+        let dist = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dist).expect("dist/ exists") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                Config::load(Some(&path), false).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                seen += 1;
+            }
+        }
+        assert!(seen >= 2, "found {seen} config files in {}", dist.display());
+        let reference = Config::load(Some(&dist.join("cairn-ca.toml")), false).expect("reference parses");
+        assert_eq!(
+            toml::to_string(&reference).expect("serializes"),
+            toml::to_string(&Config::defaults(false)).expect("serializes"),
+            "dist/cairn-ca.toml must show the production defaults"
+        );
+    }
+
     #[test]
     fn ipv6_hostnames_are_bracketed() {
         let c = Config::from_toml(
