@@ -318,12 +318,14 @@ mod tests {
         for entry in std::fs::read_dir(&dist).expect("dist/ exists") {
             let path = entry.expect("entry").path();
             if path.extension().is_some_and(|e| e == "toml") {
-                Config::load(Some(&path), false).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                Config::load(Some(&path), false)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 seen += 1;
             }
         }
         assert!(seen >= 2, "found {seen} config files in {}", dist.display());
-        let reference = Config::load(Some(&dist.join("cairn-ca.toml")), false).expect("reference parses");
+        let reference =
+            Config::load(Some(&dist.join("cairn-ca.toml")), false).expect("reference parses");
         assert_eq!(
             toml::to_string(&reference).expect("serializes"),
             toml::to_string(&Config::defaults(false)).expect("serializes"),

@@ -27,7 +27,9 @@ fn live(home: &Path, name: &str, file: &str) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certbot_standalone_issue_renew_and_revoke() {
-    let Some(program) = peer("CAIRN_CERTBOT") else { return };
+    let Some(program) = peer("CAIRN_CERTBOT") else {
+        return;
+    };
     let ca = Ca::start().await;
     let home = ca.work("certbot");
     let port = ca.http01_port.to_string();
@@ -35,7 +37,13 @@ async fn certbot_standalone_issue_renew_and_revoke() {
 
     let program2 = program.clone();
     let (ca, home) = tokio::task::spawn_blocking(move || {
-        let standalone = ["--standalone", "--http-01-address", "127.0.0.1", "--http-01-port", port.as_str()];
+        let standalone = [
+            "--standalone",
+            "--http-01-address",
+            "127.0.0.1",
+            "--http-01-port",
+            port.as_str(),
+        ];
         run(certbot(&program2, &ca, &home)
             .arg("certonly")
             .args(standalone)
@@ -48,7 +56,10 @@ async fn certbot_standalone_issue_renew_and_revoke() {
             &names,
         );
 
-        run(certbot(&program2, &ca, &home).arg("renew").arg("--force-renewal").args(standalone));
+        run(certbot(&program2, &ca, &home)
+            .arg("renew")
+            .arg("--force-renewal")
+            .args(standalone));
         let renewed = check_issued(
             ca.root_pem(),
             &live(&home, names[0], "cert.pem"),
@@ -56,42 +67,76 @@ async fn certbot_standalone_issue_renew_and_revoke() {
             &names,
         );
         assert_ne!(first, renewed, "renewal must issue a new certificate");
-        assert!(home.join("config/archive").join(names[0]).join("cert2.pem").is_file());
+        assert!(
+            home.join("config/archive")
+                .join(names[0])
+                .join("cert2.pem")
+                .is_file()
+        );
 
-        run(certbot(&program2, &ca, &home)
-            .arg("revoke")
-            .args(["--cert-name", names[0], "--reason", "keycompromise", "--no-delete-after-revoke"]));
+        run(certbot(&program2, &ca, &home).arg("revoke").args([
+            "--cert-name",
+            names[0],
+            "--reason",
+            "keycompromise",
+            "--no-delete-after-revoke",
+        ]));
         (ca, (home, renewed))
     })
     .await
     .expect("certbot steps");
     let (_, revoked) = home;
-    let listed = tokio::task::spawn_blocking(move || ca.crl_serials("ecdsa-1")).await.expect("CRL");
-    assert!(listed.contains(&revoked), "CRL {listed:?} lacks the revoked serial {revoked}");
+    let listed = tokio::task::spawn_blocking(move || ca.crl_serials("ecdsa-1"))
+        .await
+        .expect("CRL");
+    assert!(
+        listed.contains(&revoked),
+        "CRL {listed:?} lacks the revoked serial {revoked}"
+    );
 }
 
 /// `--preferred-chain` picks the alternate chain (the ECDSA intermediate
 /// cross-signed by the RSA root) by its root's name.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn certbot_preferred_chain_selects_the_cross_signed_chain() {
-    let Some(program) = peer("CAIRN_CERTBOT") else { return };
+    let Some(program) = peer("CAIRN_CERTBOT") else {
+        return;
+    };
     let ca = Ca::start().await;
     let home = ca.work("certbot");
-    let rsa_root_cn = root_common_names(ca.root_pem()).into_iter().find(|cn| cn.contains("RSA")).expect("RSA root");
+    let rsa_root_cn = root_common_names(ca.root_pem())
+        .into_iter()
+        .find(|cn| cn.contains("RSA"))
+        .expect("RSA root");
     let port = ca.http01_port.to_string();
     tokio::task::spawn_blocking(move || {
         run(certbot(&program, &ca, &home)
             .arg("certonly")
-            .args(["--standalone", "--http-01-address", "127.0.0.1", "--http-01-port", port.as_str()])
+            .args([
+                "--standalone",
+                "--http-01-address",
+                "127.0.0.1",
+                "--http-01-port",
+                port.as_str(),
+            ])
             .args(["--agree-tos", "-m", "admin@example.com", "--no-eff-email"])
             .args(["--preferred-chain", rsa_root_cn.as_str()])
             .args(["-d", "chain.example.com"]));
-        let chain = std::fs::read_to_string(live(&home, "chain.example.com", "chain.pem")).expect("chain.pem");
+        let chain = std::fs::read_to_string(live(&home, "chain.example.com", "chain.pem"))
+            .expect("chain.pem");
         let certs = cairn_proto::pem::decode_all(&chain, "CERTIFICATE");
         let top = certs.last().expect("a chain");
-        let (_, top) = <x509_parser::certificate::X509Certificate<'_> as x509_parser::prelude::FromDer<'_, _>>::from_der(top)
+        let (_, top) =
+            <x509_parser::certificate::X509Certificate<'_> as x509_parser::prelude::FromDer<
+                '_,
+                _,
+            >>::from_der(top)
             .expect("parses");
-        assert!(top.issuer().to_string().contains(&rsa_root_cn), "chain ends under {}", top.issuer());
+        assert!(
+            top.issuer().to_string().contains(&rsa_root_cn),
+            "chain ends under {}",
+            top.issuer()
+        );
         check_issued(
             ca.root_pem(),
             &live(&home, "chain.example.com", "cert.pem"),
@@ -109,8 +154,11 @@ fn root_common_names(root_pem: &Path) -> Vec<String> {
         .iter()
         .map(|der| {
             let (_, cert) =
-                <x509_parser::certificate::X509Certificate<'_> as x509_parser::prelude::FromDer<'_, _>>::from_der(der)
-                    .expect("root parses");
+                <x509_parser::certificate::X509Certificate<'_> as x509_parser::prelude::FromDer<
+                    '_,
+                    _,
+                >>::from_der(der)
+                .expect("root parses");
             cert.subject()
                 .iter_common_name()
                 .next()

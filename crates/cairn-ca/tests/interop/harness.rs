@@ -15,12 +15,18 @@ use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 pub(crate) fn peer(variable: &str) -> Option<PathBuf> {
     match std::env::var_os(variable) {
         None => {
-            eprintln!("interop test not run: set {variable}=/path/to/the/program (scripts/install-peers prints it)");
+            eprintln!(
+                "interop test not run: set {variable}=/path/to/the/program (scripts/install-peers prints it)"
+            );
             None
         }
         Some(path) => {
             let path = PathBuf::from(path);
-            assert!(path.is_file(), "{variable}={} does not exist; run scripts/install-peers", path.display());
+            assert!(
+                path.is_file(),
+                "{variable}={} does not exist; run scripts/install-peers",
+                path.display()
+            );
             Some(path)
         }
     }
@@ -28,7 +34,10 @@ pub(crate) fn peer(variable: &str) -> Option<PathBuf> {
 
 /// A free TCP port on 127.0.0.1 (bound, then released for the peer).
 pub(crate) fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 /// The CA and its DNS, plus the ports the CA validates on.
@@ -44,9 +53,13 @@ impl Ca {
     /// Starts the test DNS server (every name is 127.0.0.1) and a dev CA
     /// that validates http-01 and tls-alpn-01 on fresh ports.
     pub(crate) async fn start() -> Ca {
-        let dns = TestServer::start(TestServerConfig { http01: None, tls_alpn01: None, ..TestServerConfig::default() })
-            .await
-            .expect("test DNS server starts");
+        let dns = TestServer::start(TestServerConfig {
+            http01: None,
+            tls_alpn01: None,
+            ..TestServerConfig::default()
+        })
+        .await
+        .expect("test DNS server starts");
         let dir = tempfile::tempdir().expect("tempdir");
         let http01_port = free_port();
         let tls_alpn01_port = free_port();
@@ -57,8 +70,16 @@ impl Ca {
         config.validation.dns_resolver = dns.dns_addr();
         config.validation.http01_port = http01_port;
         config.validation.tls_alpn01_port = tls_alpn01_port;
-        let running = app::start(config, Overrides::default()).await.expect("the CA starts");
-        Ca { running, dns, http01_port, tls_alpn01_port, dir }
+        let running = app::start(config, Overrides::default())
+            .await
+            .expect("the CA starts");
+        Ca {
+            running,
+            dns,
+            http01_port,
+            tls_alpn01_port,
+            dir,
+        }
     }
 
     pub(crate) fn directory(&self) -> &str {
@@ -83,20 +104,36 @@ impl Ca {
     /// as relying software does (curl).
     pub(crate) fn crl_serials(&self, issuer: &str) -> Vec<String> {
         let url = format!("http://{}/crl/{issuer}.crl", self.running.http_addr);
-        let output = Command::new("curl").args(["-sf", &url]).output().expect("curl runs");
+        let output = Command::new("curl")
+            .args(["-sf", &url])
+            .output()
+            .expect("curl runs");
         assert!(output.status.success(), "GET {url} failed");
         let der = output.stdout;
-        let (_, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(&der).expect("CRL parses");
-        crl.iter_revoked_certificates().map(|r| hex(r.raw_serial())).collect()
+        let (_, crl) = x509_parser::revocation_list::CertificateRevocationList::from_der(&der)
+            .expect("CRL parses");
+        crl.iter_revoked_certificates()
+            .map(|r| hex(r.raw_serial()))
+            .collect()
     }
 }
 
 /// Runs a peer command and returns its combined output; panics with that
 /// output when it fails.
 pub(crate) fn run(command: &mut Command) -> String {
-    let output = command.output().unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "{command:?} failed ({}):\n{text}", output.status);
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "{command:?} failed ({}):\n{text}",
+        output.status
+    );
     text
 }
 
@@ -104,8 +141,19 @@ pub(crate) fn run(command: &mut Command) -> String {
 /// verifies with `openssl verify` against the CA's root.pem, the SANs are
 /// exactly `names`, and the lifetime is 90 days (less the one second that
 /// makes notAfter inclusive). Returns the serial (lowercase hex).
-pub(crate) fn check_issued(root_pem: &Path, leaf_pem: &Path, chain_pem: &Path, names: &[&str]) -> String {
-    let verify = run(Command::new("openssl").arg("verify").arg("-CAfile").arg(root_pem).arg("-untrusted").arg(chain_pem).arg(leaf_pem));
+pub(crate) fn check_issued(
+    root_pem: &Path,
+    leaf_pem: &Path,
+    chain_pem: &Path,
+    names: &[&str],
+) -> String {
+    let verify = run(Command::new("openssl")
+        .arg("verify")
+        .arg("-CAfile")
+        .arg(root_pem)
+        .arg("-untrusted")
+        .arg(chain_pem)
+        .arg(leaf_pem));
     assert!(verify.contains(": OK"), "openssl verify: {verify}");
     let pem = std::fs::read_to_string(leaf_pem).expect("leaf readable");
     let der = cairn_proto::pem::decode_one(&pem, "CERTIFICATE").expect("leaf PEM");
@@ -128,7 +176,12 @@ pub(crate) fn check_issued(root_pem: &Path, leaf_pem: &Path, chain_pem: &Path, n
     assert_eq!(sans, want, "SANs of {}", leaf_pem.display());
     let validity = cert.validity();
     let lifetime = validity.not_after.timestamp() - validity.not_before.timestamp();
-    assert_eq!(lifetime, 90 * 86_400 - 1, "lifetime of {} in seconds", leaf_pem.display());
+    assert_eq!(
+        lifetime,
+        90 * 86_400 - 1,
+        "lifetime of {} in seconds",
+        leaf_pem.display()
+    );
     hex(cert.raw_serial())
 }
 

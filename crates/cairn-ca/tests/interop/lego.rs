@@ -11,7 +11,13 @@ fn lego(program: &Path, ca: &Ca, home: &Path, names: &[&str]) -> Command {
     let mut command = Command::new(program);
     command
         .env("LEGO_CA_CERTIFICATES", ca.root_pem())
-        .args(["--server", ca.directory(), "--email", "admin@example.com", "--accept-tos"])
+        .args([
+            "--server",
+            ca.directory(),
+            "--email",
+            "admin@example.com",
+            "--accept-tos",
+        ])
         .arg("--path")
         .arg(home);
     for name in names {
@@ -26,7 +32,12 @@ fn check(ca: &Ca, home: &Path, names: &[&str]) {
     let base = names[0].replace('*', "_");
     let certs = home.join("certificates");
     let leaf = split_leaf(&certs.join(format!("{base}.crt")));
-    check_issued(ca.root_pem(), &leaf, &certs.join(format!("{base}.issuer.crt")), names);
+    check_issued(
+        ca.root_pem(),
+        &leaf,
+        &certs.join(format!("{base}.issuer.crt")),
+        names,
+    );
 }
 
 fn split_leaf(bundle: &Path) -> PathBuf {
@@ -39,13 +50,20 @@ fn split_leaf(bundle: &Path) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lego_http01() {
-    let Some(program) = peer("CAIRN_LEGO") else { return };
+    let Some(program) = peer("CAIRN_LEGO") else {
+        return;
+    };
     let ca = Ca::start().await;
     let home = ca.work("lego");
     let port = format!("127.0.0.1:{}", ca.http01_port);
     let names = ["lh.example.com", "www.lh.example.com"];
     tokio::task::spawn_blocking(move || {
-        run(lego(&program, &ca, &home, &names).args(["--http", "--http.port", port.as_str(), "run"]));
+        run(lego(&program, &ca, &home, &names).args([
+            "--http",
+            "--http.port",
+            port.as_str(),
+            "run",
+        ]));
         check(&ca, &home, &names);
     })
     .await
@@ -54,7 +72,9 @@ async fn lego_http01() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lego_tls_alpn01() {
-    let Some(program) = peer("CAIRN_LEGO") else { return };
+    let Some(program) = peer("CAIRN_LEGO") else {
+        return;
+    };
     let ca = Ca::start().await;
     let home = ca.work("lego");
     let port = format!("127.0.0.1:{}", ca.tls_alpn01_port);
@@ -69,7 +89,9 @@ async fn lego_tls_alpn01() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lego_dns01_with_a_wildcard() {
-    let Some(program) = peer("CAIRN_LEGO") else { return };
+    let Some(program) = peer("CAIRN_LEGO") else {
+        return;
+    };
     let ca = Ca::start().await;
     let home = ca.work("lego");
     let hook = home.join("dns-hook.sh");
@@ -94,7 +116,14 @@ async fn lego_dns01_with_a_wildcard() {
             .env("EXEC_SEQUENCE_INTERVAL", "1")
             .env("EXEC_POLLING_INTERVAL", "1")
             .env("EXEC_PROPAGATION_TIMEOUT", "30")
-            .args(["--dns", "exec", "--dns.resolvers", resolver.as_str(), "--dns.disable-cp", "run"]));
+            .args([
+                "--dns",
+                "exec",
+                "--dns.resolvers",
+                resolver.as_str(),
+                "--dns.disable-cp",
+                "run",
+            ]));
         check(&ca, &home, &names);
     })
     .await
