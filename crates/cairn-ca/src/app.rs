@@ -168,6 +168,16 @@ pub async fn start(config: Config, overrides: Overrides) -> Result<RunningCa, St
             validation_delay: StdDuration::from_millis(config.testing.validation_delay_ms),
         },
     ));
+    let resumed = ra
+        .resume_validations()
+        .await
+        .map_err(|e| StartError(format!("resuming validations: {}", e.detail)))?;
+    if resumed > 0 {
+        tracing::info!(
+            count = resumed,
+            "validations interrupted by the last stop run again"
+        );
+    }
     let nonces: Arc<dyn NonceService> =
         Arc::new(LocalNonces::new(config.testing.nonce_reject_percent));
     let meta = cairn_proto::objects::DirectoryMeta {
@@ -265,4 +275,95 @@ fn tls_config(config: &Config, pki: &Pki) -> Result<rustls::ServerConfig, StartE
         .map_err(|e| StartError(format!("the API certificate and key do not fit: {e}")))?;
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(tls)
+}
+
+#[cfg(test)]
+mod tests {
+    use cairn_proto::Identifier;
+    use cairn_proto::objects::ChallengeType;
+    use cairn_store::{
+        AuthzSource, ChallengeState, NewAccount, NewAuthorization, NewOrder, SqliteStore,
+    };
+
+    use super::*;
+
+    /// A challenge left in processing by a crash is validated again when
+    /// the CA starts, so its authorization does not stay pending forever.
+    #[tokio::test]
+    async fn interrupted_validations_resume_at_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Arc::new(SqliteStore::open_in_memory().await.expect("store"));
+        let now = time::OffsetDateTime::now_utc();
+        let key = cairn_proto::KeyPair::generate(cairn_proto::KeyType::EcdsaP256).expect("key");
+        let (account, _) = store
+            .create_account(NewAccount {
+                jwk: key.public_jwk().canonical_json(),
+                thumbprint: key.public_jwk().thumbprint(),
+                contact: vec![],
+                terms_agreed: true,
+                created_at: now,
+            })
+            .await
+            .expect("account");
+        let token = cairn_proto::challenge::Token::generate()
+            .expect("token")
+            .to_string();
+        let order = store
+            .create_order(NewOrder {
+                account_id: account.id,
+                identifiers: vec![Identifier::dns("resume.example.com")],
+                authorizations: vec![AuthzSource::New(NewAuthorization {
+                    identifier: Identifier::dns("resume.example.com"),
+                    wildcard: false,
+                    expires: now + Duration::days(1),
+                    challenges: vec![(ChallengeType::Http01, token)],
+                })],
+                expires: now + Duration::days(1),
+                not_before: None,
+                not_after: None,
+                profile: None,
+                replaces: None,
+                created_at: now,
+            })
+            .await
+            .expect("order");
+        let authz = store
+            .authorization(order.authz_ids[0])
+            .await
+            .expect("read")
+            .expect("authz");
+        let challenge = authz.challenges[0].id;
+        assert!(store.start_challenge(challenge).await.expect("start"));
+
+        let mut config = Config::defaults(true);
+        config.data_dir = dir.path().to_owned();
+        config.server.listen = "127.0.0.1:0".parse().expect("addr");
+        config.server.http_listen = "127.0.0.1:0".parse().expect("addr");
+        config.testing.always_valid = true;
+        let running = start(
+            config,
+            Overrides {
+                store: Some(store.clone()),
+                ..Overrides::default()
+            },
+        )
+        .await
+        .expect("starts");
+        let mut state = ChallengeState::Processing;
+        for _ in 0..100 {
+            state = store
+                .challenge(challenge)
+                .await
+                .expect("read")
+                .expect("challenge")
+                .0
+                .state;
+            if state != ChallengeState::Processing {
+                break;
+            }
+            tokio::time::sleep(StdDuration::from_millis(20)).await;
+        }
+        assert_eq!(state, ChallengeState::Valid);
+        running.shutdown().await;
+    }
 }

@@ -97,6 +97,9 @@ pub trait Storage: Send + Sync + 'static {
     /// Moves a pending challenge of a pending authorization to processing.
     /// `false` if it was not pending (someone else started it, or it ended).
     async fn start_challenge(&self, id: ChallengeId) -> Result<bool>;
+    /// Challenges left in processing, oldest first: after a crash the CA
+    /// runs their validations again.
+    async fn processing_challenges(&self) -> Result<Vec<ChallengeId>>;
     /// Records a validation's end on the challenge and its authorization
     /// atomically (only from processing).
     async fn finish_challenge(&self, id: ChallengeId, outcome: ValidationOutcome) -> Result<()>;

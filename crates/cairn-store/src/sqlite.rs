@@ -282,6 +282,10 @@ impl Storage for SqliteStore {
         authorizations::start_challenge(self, id).await
     }
 
+    async fn processing_challenges(&self) -> Result<Vec<ChallengeId>> {
+        authorizations::processing_challenges(self).await
+    }
+
     async fn finish_challenge(&self, id: ChallengeId, outcome: ValidationOutcome) -> Result<()> {
         authorizations::finish_challenge(self, id, outcome).await
     }

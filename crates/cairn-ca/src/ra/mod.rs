@@ -440,21 +440,30 @@ impl Ra {
         }
         if self.store.start_challenge(id).await? {
             let ra = Arc::clone(self);
-            let account_key = Jwk::from_json(
-                &serde_json::from_str(&account.jwk)
-                    .map_err(|e| CaError::internal("reading the account key", e))?,
-            )?;
-            let token = Token::parse(&challenge.token)?;
-            let request = ValidationRequest {
-                identifier: authz.identifier.clone(),
-                wildcard: authz.wildcard,
-                challenge: challenge.kind.clone(),
-                key_authorization: key_authorization(&token, &account_key),
-                token,
-            };
+            let request = validation_request(account, &challenge, &authz)?;
             tokio::spawn(async move { ra.validate(id, request).await });
         }
         self.challenge(account, id).await
+    }
+
+    /// Runs again the validations a crash (or kill -9) interrupted: the
+    /// challenges stored as processing. Called once at start.
+    pub async fn resume_validations(self: &Arc<Self>) -> CaResult<usize> {
+        let ids = self.store.processing_challenges().await?;
+        for id in &ids {
+            let Some((challenge, authz)) = self.store.challenge(*id).await? else {
+                continue;
+            };
+            let Some(account) = self.store.account(authz.account_id).await? else {
+                continue;
+            };
+            let request = validation_request(&account, &challenge, &authz)?;
+            tracing::info!(challenge = id, identifier = %authz.identifier, "resuming an interrupted validation");
+            let ra = Arc::clone(self);
+            let id = *id;
+            tokio::spawn(async move { ra.validate(id, request).await });
+        }
+        Ok(ids.len())
     }
 
     async fn validate(&self, id: ChallengeId, request: ValidationRequest) {
@@ -491,6 +500,26 @@ impl Ra {
             tracing::error!(challenge = id, error = %e, "could not record a validation result");
         }
     }
+}
+
+/// What the VA needs to check `challenge` for `account`.
+fn validation_request(
+    account: &Account,
+    challenge: &Challenge,
+    authz: &Authorization,
+) -> CaResult<ValidationRequest> {
+    let account_key = Jwk::from_json(
+        &serde_json::from_str(&account.jwk)
+            .map_err(|e| CaError::internal("reading the account key", e))?,
+    )?;
+    let token = Token::parse(&challenge.token)?;
+    Ok(ValidationRequest {
+        identifier: authz.identifier.clone(),
+        wildcard: authz.wildcard,
+        challenge: challenge.kind.clone(),
+        key_authorization: key_authorization(&token, &account_key),
+        token,
+    })
 }
 
 /// The identifier an authorization is for: a wildcard's base domain, with

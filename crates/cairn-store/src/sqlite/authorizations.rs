@@ -183,6 +183,19 @@ pub(super) async fn start_challenge(store: &SqliteStore, id: ChallengeId) -> Res
     Ok(started)
 }
 
+/// Challenges left in processing, oldest first.
+pub(super) async fn processing_challenges(store: &SqliteStore) -> Result<Vec<ChallengeId>> {
+    let mut tx = store.read().await?;
+    let ids: Vec<(ChallengeId,)> =
+        sqlx::query_as("SELECT id FROM challenges WHERE state = ? ORDER BY id")
+            .bind(ChallengeState::Processing.to_db())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db)?;
+    end_read(tx).await?;
+    Ok(ids.into_iter().map(|(id,)| id).collect())
+}
+
 /// Ends a processing challenge and, if it is still pending, its
 /// authorization. An authorization deactivated while its challenge was
 /// processing stays deactivated.

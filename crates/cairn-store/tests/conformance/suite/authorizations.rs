@@ -150,11 +150,19 @@ pub(crate) async fn start_challenge_moves_pending_to_processing_once(store: Arc<
     let alice = account(&store, "alice").await;
     let authz_id = authz(&store, alice.id, "example.com").await;
     let challenge = first_challenge(&store, authz_id).await;
+    assert_eq!(
+        store.processing_challenges().await.unwrap(),
+        Vec::<i64>::new()
+    );
     assert!(store.start_challenge(challenge).await.unwrap());
     assert!(!store.start_challenge(challenge).await.unwrap());
     let (stored, authz) = store.challenge(challenge).await.unwrap().unwrap();
     assert_eq!(stored.state, ChallengeState::Processing);
     assert_eq!(authz.state, AuthzState::Pending);
+    assert_eq!(
+        store.processing_challenges().await.unwrap(),
+        vec![challenge]
+    );
 
     let missing = store.start_challenge(challenge + 1000).await;
     assert!(
@@ -224,6 +232,10 @@ pub(crate) async fn finish_challenge_valid_validates_the_authorization(store: Ar
     assert_eq!(stored.error, None);
     assert_eq!(authz.state, AuthzState::Valid);
     assert_eq!(authz.expires, NOW + days(30));
+    assert!(
+        store.processing_challenges().await.unwrap().is_empty(),
+        "a finished challenge is not processing"
+    );
     assert_eq!(
         authz.challenges[1].state,
         ChallengeState::Pending,
