@@ -1,0 +1,4 @@
+//! `cairn`: the ACME agent.
+#![forbid(unsafe_code)]
+
+fn main() {}
