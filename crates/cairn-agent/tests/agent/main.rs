@@ -1,0 +1,11 @@
+//! The `cairn` binary end to end: against cairn-ca in this process (always
+//! run), and against Pebble with its chaos on (`CAIRN_PEBBLE=1`).
+//!
+//! ```text
+//! cargo test -p cairn-agent --test agent
+//! CAIRN_PEBBLE=1 cargo test -p cairn-agent --test agent pebble -- --nocapture
+//! ```
+
+mod cairn_ca;
+mod harness;
+mod pebble;
