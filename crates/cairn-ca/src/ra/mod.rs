@@ -549,7 +549,12 @@ fn check_contacts(contacts: &[String]) -> CaResult<()> {
         ));
     }
     for contact in contacts {
-        let Some(address) = contact.strip_prefix("mailto:") else {
+        // URI schemes are case-insensitive (RFC 3986 §3.1).
+        let address = contact
+            .get(..7)
+            .filter(|scheme| scheme.eq_ignore_ascii_case("mailto:"))
+            .map(|_| &contact[7..]);
+        let Some(address) = address else {
             return Err(CaError::new(
                 ProblemType::UnsupportedContact,
                 format!("contact {contact:?} is not supported; only mailto: addresses are"),
@@ -585,6 +590,7 @@ mod tests {
     #[test]
     fn contacts() {
         assert!(check_contacts(&["mailto:admin@example.com".into()]).is_ok());
+        assert!(check_contacts(&["MAILTO:admin@example.com".into()]).is_ok());
         assert_eq!(
             check_contacts(&["tel:+1555".into()]).unwrap_err().kind,
             ProblemType::UnsupportedContact

@@ -88,14 +88,14 @@ pub fn check_csr(der: &[u8], account_key: &Jwk) -> Result<CheckedCsr, CaError> {
 /// never match.
 pub fn certificate_key_matches(cert_der: &[u8], key: &Jwk) -> Result<bool, CaError> {
     let (_, cert) = X509Certificate::from_der(cert_der)
-        .map_err(|e| CaError::malformed(format!("the certificate is not DER: {e}")))?;
+        .map_err(|_| CaError::malformed("the certificate is not a DER X.509 certificate"))?;
     Ok(check_key(cert.public_key()).is_ok_and(|(_, jwk)| &jwk == key))
 }
 
 /// The serial of a DER certificate as unsigned big-endian bytes.
 pub fn certificate_serial(cert_der: &[u8]) -> Result<Vec<u8>, CaError> {
     let (_, cert) = X509Certificate::from_der(cert_der)
-        .map_err(|e| CaError::malformed(format!("the certificate is not DER: {e}")))?;
+        .map_err(|_| CaError::malformed("the certificate is not a DER X.509 certificate"))?;
     Ok(strip_leading_zeros(cert.raw_serial()).to_vec())
 }
 

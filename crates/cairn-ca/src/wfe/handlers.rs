@@ -131,7 +131,11 @@ pub(super) async fn account_orders(
                 .uri()
                 .query()
                 .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("cursor=")))
-                .map(|c| parse_id(c, "cursor"))
+                .map(|c| {
+                    c.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(|| {
+                        CaError::malformed(format!("cursor {c:?} is not an order id"))
+                    })
+                })
                 .transpose()?;
             let signed = wfe.read_signed(request, KeyForm::Kid).await?;
             signed.require_post_as_get()?;
@@ -192,16 +196,27 @@ pub(super) async fn key_change(State(wfe): WfeState, request: Request) -> Respon
                 ));
             }
             let new_key = new_key.clone();
-            let updated = wfe
-                .ra
-                .change_key(account, &new_key)
-                .await
-                .map_err(|mut e| {
-                    if e.status == Some(409) {
-                        e.detail = format!("{} (the new key cannot be reused)", e.detail);
+            let updated = match wfe.ra.change_key(account, &new_key).await {
+                Ok(updated) => updated,
+                Err(mut e) if e.status == Some(409) => {
+                    // RFC 8555 §7.3.5: 409 with Location naming the account
+                    // that holds the key (the requester signed with it).
+                    e.detail = format!("{} (the new key cannot be reused)", e.detail);
+                    let holder = wfe
+                        .ra
+                        .store()
+                        .account_by_thumbprint(&new_key.thumbprint())
+                        .await?;
+                    let mut response = e.into_response();
+                    if let Some(holder) = holder {
+                        response
+                            .headers_mut()
+                            .extend(location(&wfe.urls.account(holder.id)));
                     }
-                    e
-                })?;
+                    return Ok(response);
+                }
+                Err(e) => return Err(e),
+            };
             let url = wfe.urls.account(updated.id);
             Ok(json(
                 StatusCode::OK,
@@ -463,15 +478,35 @@ pub(super) async fn issuer_certificate(State(wfe): WfeState, Path(file): Path<St
 }
 
 pub(super) async fn post_as_get_only() -> Response {
-    CaError::malformed("this resource is read with POST-as-GET (RFC 8555 §6.3), not GET")
-        .with_status(405)
-        .into_response()
+    allow_post(
+        CaError::malformed("this resource is read with POST-as-GET (RFC 8555 §6.3), not GET")
+            .with_status(405),
+    )
 }
 
 pub(super) async fn post_only() -> Response {
-    CaError::malformed("this endpoint takes POST requests with a JWS body")
-        .with_status(405)
-        .into_response()
+    allow_post(
+        CaError::malformed("this endpoint takes POST requests with a JWS body").with_status(405),
+    )
+}
+
+/// A 405 names the methods that are allowed (RFC 9110 §15.5.6).
+fn allow_post(error: CaError) -> Response {
+    let mut response = error.into_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    response
+}
+
+/// Any other method on a known URL: a problem document, as for every
+/// error (RFC 8555 §6.7), rather than a bare 405.
+pub(super) async fn method_not_allowed() -> Response {
+    CaError::malformed(
+        "this URL does not take that HTTP method; ACME requests are POSTs (RFC 8555 §6.2)",
+    )
+    .with_status(405)
+    .into_response()
 }
 
 pub(super) async fn not_found() -> Response {

@@ -69,6 +69,7 @@ pub fn acme_router(wfe: Arc<Wfe>) -> Router {
         )
         .route("/acme/revoke-cert", post(revoke_certificate).get(post_only))
         .merge(publication_routes())
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             Arc::clone(&wfe),

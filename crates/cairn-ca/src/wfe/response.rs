@@ -121,13 +121,17 @@ pub(super) fn authorization(
 ) -> objects::Authorization {
     let status = status::authorization_status(authz, now);
     // RFC 8555 §7.1.4: a valid authorization lists only the challenge that
-    // passed; others list every challenge offered.
+    // passed, an invalid one only the challenge that was attempted and
+    // failed; others list every challenge offered.
     let challenges = authz
         .challenges
         .iter()
-        .filter(|c| {
-            status != objects::AuthorizationStatus::Valid
-                || c.state == cairn_store::ChallengeState::Valid
+        .filter(|c| match status {
+            objects::AuthorizationStatus::Valid => c.state == cairn_store::ChallengeState::Valid,
+            objects::AuthorizationStatus::Invalid => {
+                c.state == cairn_store::ChallengeState::Invalid
+            }
+            _ => true,
         })
         .map(|c| challenge(urls, c))
         .collect();
