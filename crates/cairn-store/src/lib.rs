@@ -63,6 +63,9 @@ pub trait Storage: Send + Sync + 'static {
     /// Creates the order and its new authorizations in one transaction.
     async fn create_order(&self, new: NewOrder) -> Result<Order>;
     async fn order(&self, id: OrderId) -> Result<Option<Order>>;
+    /// True when a valid (finalized) order names `replaces`, the ARI
+    /// certificate ID of an earlier certificate (RFC 9773 §5).
+    async fn certificate_replaced(&self, replaces: &str) -> Result<bool>;
     /// Order ids of an account, newest first, after the cursor `before`
     /// (exclusive), at most `limit`.
     async fn account_orders(

@@ -282,6 +282,10 @@ impl Storage for SqliteStore {
         authorizations::start_challenge(self, id).await
     }
 
+    async fn certificate_replaced(&self, replaces: &str) -> Result<bool> {
+        orders::certificate_replaced(self, replaces).await
+    }
+
     async fn processing_challenges(&self) -> Result<Vec<ChallengeId>> {
         authorizations::processing_challenges(self).await
     }
@@ -379,6 +383,7 @@ mod tests {
                 "challenges_by_authz",
                 "order_authorizations_by_authz",
                 "orders_by_account",
+                "orders_by_replaces",
                 "orders_processing",
             ]
         );

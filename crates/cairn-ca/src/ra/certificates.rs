@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use cairn_proto::ari::CertId;
 use cairn_proto::objects::{Finalize, OrderStatus, Revocation as RevocationPayload};
 use cairn_proto::problem::ProblemType;
 use cairn_proto::{Identifier, Jwk, base64url};
@@ -164,6 +165,66 @@ impl Ra {
             not_before = %not_before, not_after = %not_after
         );
         self.order(account, order_id).await
+    }
+
+    /// The issued certificate an ARI certificate ID names (RFC 9773 §4.1):
+    /// the serial must be ours and the key identifier its issuer's.
+    async fn certificate_by_ari_id(&self, id: &CertId) -> CaResult<Certificate> {
+        let serial = signer::serial_hex(id.serial_unsigned());
+        let cert = self.store.certificate(&serial).await?;
+        let matches = match cert.as_ref().and_then(|c| c.der.as_deref()) {
+            Some(der) => signer::leaf_ari_cert_id(der)? == *id,
+            None => false,
+        };
+        match cert {
+            Some(cert) if matches => Ok(cert),
+            _ => Err(CaError::not_found(format!(
+                "a certificate with ARI identifier {id}"
+            ))),
+        }
+    }
+
+    /// The suggested renewal window (RFC 9773 §4.2): the last third of the
+    /// lifetime begins it, as agents without ARI would renew; a revoked
+    /// certificate gets a window in the past, so it is replaced now.
+    pub async fn renewal_info(&self, id: &CertId) -> CaResult<(OffsetDateTime, OffsetDateTime)> {
+        let cert = self.certificate_by_ari_id(id).await?;
+        if cert.revocation.is_some() {
+            let now = self.now();
+            return Ok((now - Duration::hours(2), now - Duration::hours(1)));
+        }
+        let lifetime = cert.not_after - cert.not_before;
+        Ok((
+            cert.not_before + lifetime * 2 / 3,
+            cert.not_before + lifetime * 3 / 4,
+        ))
+    }
+
+    /// newOrder's `replaces` (RFC 9773 §5): a certificate of this account,
+    /// not yet replaced by another finalized order.
+    pub(super) async fn check_replaces(&self, account: &Account, replaces: &str) -> CaResult<()> {
+        let id: CertId = replaces.parse().map_err(|_| {
+            CaError::malformed(format!(
+                "replaces {replaces:?} is not an ARI certificate identifier"
+            ))
+        })?;
+        let cert = self.certificate_by_ari_id(&id).await.map_err(|_| {
+            CaError::malformed(format!(
+                "replaces {replaces:?} names no certificate of this CA"
+            ))
+        })?;
+        if cert.account_id != account.id {
+            return Err(CaError::unauthorized(format!(
+                "the certificate {replaces:?} replaces was issued to another account"
+            )));
+        }
+        if self.store.certificate_replaced(replaces).await? {
+            return Err(CaError::new(
+                ProblemType::AlreadyReplaced,
+                format!("the certificate {replaces:?} was already replaced by another order"),
+            ));
+        }
+        Ok(())
     }
 
     /// A certificate and the chains above it (default first, then alternates).

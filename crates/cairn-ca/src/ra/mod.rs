@@ -274,6 +274,9 @@ impl Ra {
                 "this CA offers no profile {profile:?}"
             )));
         }
+        if let Some(replaces) = &request.replaces {
+            self.check_replaces(account, replaces).await?;
+        }
         let mut sources = Vec::with_capacity(identifiers.len());
         let mut expires = now + self.config.order_lifetime;
         for id in &identifiers {

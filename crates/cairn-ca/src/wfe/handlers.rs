@@ -41,7 +41,7 @@ pub(super) async fn directory(State(wfe): WfeState) -> Response {
         new_authz: None,
         revoke_cert: urls.endpoint("revoke-cert"),
         key_change: urls.endpoint("key-change"),
-        renewal_info: None,
+        renewal_info: Some(urls.endpoint("renewal-info")),
         meta: Some(wfe.meta.clone()),
     };
     json(StatusCode::OK, &body, HeaderMap::new())
@@ -511,4 +511,23 @@ pub(super) async fn method_not_allowed() -> Response {
 
 pub(super) async fn not_found() -> Response {
     CaError::not_found("this URL").into_response()
+}
+
+/// `GET renewalInfo/<certID>` (RFC 9773 §4.2): when to renew; unauthenticated.
+pub(super) async fn renewal_info(State(wfe): WfeState, Path(id): Path<String>) -> Response {
+    respond(
+        async {
+            let id: cairn_proto::ari::CertId = id.parse().map_err(|_| {
+                CaError::malformed(format!("{id:?} is not an ARI certificate identifier"))
+            })?;
+            let (start, end) = wfe.ra.renewal_info(&id).await?;
+            let body = cairn_proto::objects::RenewalInfo {
+                suggested_window: cairn_proto::objects::SuggestedWindow { start, end },
+                explanation_url: None,
+            };
+            let headers = response::with_header(HeaderMap::new(), header::RETRY_AFTER, "21600");
+            Ok(json(StatusCode::OK, &body, headers))
+        }
+        .await,
+    )
 }

@@ -67,6 +67,7 @@ pub fn acme_router(wfe: Arc<Wfe>) -> Router {
             "/acme/cert/{serial}/{alternate}",
             post(certificate_alternate).get(post_as_get_only),
         )
+        .route("/acme/renewal-info/{id}", get(renewal_info))
         .route("/acme/revoke-cert", post(revoke_certificate).get(post_only))
         .merge(publication_routes())
         .method_not_allowed_fallback(method_not_allowed)

@@ -27,6 +27,7 @@ async fn directory_lists_every_endpoint_and_the_meta() {
         ("newOrder", "/acme/new-order"),
         ("revokeCert", "/acme/revoke-cert"),
         ("keyChange", "/acme/key-change"),
+        ("renewalInfo", "/acme/renewal-info"),
     ] {
         assert_eq!(body[field], format!("{base}{path}"), "{field} in {body}");
     }

@@ -21,6 +21,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod accounts;
+mod ari;
 mod certificates;
 mod directory;
 mod durability;

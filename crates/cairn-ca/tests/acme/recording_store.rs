@@ -94,6 +94,10 @@ impl Storage for RecordingStore {
         self.inner.order(id).await
     }
 
+    async fn certificate_replaced(&self, replaces: &str) -> Result<bool> {
+        self.inner.certificate_replaced(replaces).await
+    }
+
     async fn account_orders(
         &self,
         account: AccountId,

@@ -177,3 +177,17 @@ pub(super) async fn load(conn: &mut SqliteConnection, id: OrderId) -> Result<Opt
     .map_err(db)?;
     row.into_order(authz_ids).map(Some)
 }
+
+/// True when a valid order names `replaces`.
+pub(super) async fn certificate_replaced(store: &SqliteStore, replaces: &str) -> Result<bool> {
+    let mut tx = store.read().await?;
+    let found: Option<(i64,)> =
+        sqlx::query_as("SELECT 1 FROM orders WHERE replaces = ? AND state = ? LIMIT 1")
+            .bind(replaces)
+            .bind(OrderState::Valid.to_db())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db)?;
+    end_read(tx).await?;
+    Ok(found.is_some())
+}

@@ -49,6 +49,7 @@ macro_rules! conformance_tests {
             fail_finalize_marks_the_order_invalid,
             revoke_certificate_records_once,
             revoked_certificates_lists_the_issuers_unexpired_revocations,
+            a_certificate_is_replaced_once_an_order_naming_it_is_valid,
         );
     };
     (@each $open:path; $($name:ident),+ $(,)?) => {
