@@ -596,3 +596,60 @@ fn find_named() -> Option<std::path::PathBuf> {
     }
     found
 }
+
+/// RFC 9773: once the CA's renewal information says a certificate should be
+/// replaced now (here: it was revoked), `cairn renew` renews it before the
+/// lifetime rule would, and the new order names the old one in `replaces`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ari_window_in_the_past_renews_and_sends_replaces() {
+    let ca = Ca::start().await;
+    let agent = ca.agent();
+    let port = ca.http01_port.to_string();
+    let standalone = [
+        "--standalone",
+        "--http-01-address",
+        "127.0.0.1",
+        "--http-01-port",
+        port.as_str(),
+    ];
+    let name = "ari.example.com";
+    ok(&agent
+        .certonly(&[&standalone[..], &["-d", name]].concat())
+        .await);
+    let said = ok(&agent.run(&["renew"]).await);
+    assert!(said.contains("not due until"), "{said}");
+
+    let first_pem = std::fs::read_to_string(agent.archive(name, "cert1.pem")).expect("cert1");
+    let first_der = cairn_proto::pem::decode_one(&first_pem, "CERTIFICATE").expect("a certificate");
+    let first_id = cairn_ca::signer::leaf_ari_cert_id(&first_der)
+        .expect("ARI id")
+        .to_string();
+    ok(&agent
+        .run(&["revoke", "--cert-name", name, "--reason", "superseded"])
+        .await);
+
+    ok(&agent.run(&["renew"]).await);
+    let second = agent.archive(name, "cert2.pem");
+    assert!(
+        second.exists(),
+        "renew did not replace the certificate ARI says to replace now"
+    );
+    let second_pem = std::fs::read_to_string(&second).expect("cert2");
+    let second_der =
+        cairn_proto::pem::decode_one(&second_pem, "CERTIFICATE").expect("a certificate");
+    let serial = cairn_ca::signer::serial_hex(
+        &cairn_ca::signer::certificate_serial(&second_der).expect("serial"),
+    );
+    let store = ca.running.wfe.ra.store();
+    let cert = store
+        .certificate(&serial)
+        .await
+        .expect("read")
+        .expect("the CA has the new certificate");
+    let order = store
+        .order(cert.order_id.expect("an order"))
+        .await
+        .expect("read")
+        .expect("the order");
+    assert_eq!(order.replaces.as_deref(), Some(first_id.as_str()));
+}
