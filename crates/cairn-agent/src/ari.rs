@@ -25,11 +25,25 @@ pub(crate) struct Window {
     pub(crate) cert_id: String,
 }
 
+/// The HTTP client for renewal information requests, trusting `ca_bundle`
+/// besides the system roots. Build it once and reuse it.
+pub(crate) fn http_client(ca_bundle: Option<&Path>) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::limited(3))
+        .user_agent(concat!("cairn/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = ca_bundle {
+        let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        builder = builder.tls_certs_merge(reqwest::Certificate::from_pem_bundle(&pem)?);
+    }
+    Ok(builder.build()?)
+}
+
 /// Fetches the renewal information for `info`. `None` when the CA offers
 /// none or the certificate has no Authority Key Identifier.
 pub(crate) async fn check(
     client: &AcmeClient,
-    ca_bundle: Option<&Path>,
+    http: &reqwest::Client,
     info: &CertInfo,
 ) -> Result<Option<Window>> {
     let Some(base) = client.directory().renewal_info.as_deref() else {
@@ -40,15 +54,6 @@ pub(crate) async fn check(
     };
     let cert_id = CertId::from_unsigned_serial(aki.clone(), &info.serial_bytes)?.to_string();
     let url = format!("{}/{cert_id}", base.trim_end_matches('/'));
-    let mut builder = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .redirect(reqwest::redirect::Policy::limited(3))
-        .user_agent(concat!("cairn/", env!("CARGO_PKG_VERSION")));
-    if let Some(path) = ca_bundle {
-        let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        builder = builder.tls_certs_merge(reqwest::Certificate::from_pem_bundle(&pem)?);
-    }
-    let http = builder.build()?;
     let mut response = http
         .get(&url)
         .send()

@@ -42,11 +42,12 @@ pub(crate) async fn renew(ctx: &Context, args: &RenewArgs) -> Result<()> {
     }
 
     let mut hooks_run = HooksRun::default();
+    let mut connections = Connections::default();
     let mut failed = Vec::new();
     let mut renewed = Vec::new();
     let mut not_due = 0;
     for name in &names {
-        match renew_one(ctx, args, name, &mut hooks_run).await {
+        match renew_one(ctx, args, name, &mut hooks_run, &mut connections).await {
             Ok(true) => renewed.push(name.to_string()),
             Ok(false) => not_due += 1,
             Err(e) => {
@@ -85,12 +86,51 @@ struct HooksRun {
     post: Vec<String>,
 }
 
+/// The clients of one `renew` run, one per server and CA bundle: building
+/// one loads the system's trust roots and does a TLS handshake, which over
+/// thousands of lineages would cost most of the run.
+#[derive(Default)]
+struct Connections {
+    acme: std::collections::HashMap<(String, Option<std::path::PathBuf>), cairn_client::AcmeClient>,
+    ari: std::collections::HashMap<Option<std::path::PathBuf>, reqwest::Client>,
+}
+
+impl Connections {
+    async fn acme(
+        &mut self,
+        server: &str,
+        ca_bundle: Option<&std::path::Path>,
+    ) -> Result<cairn_client::AcmeClient> {
+        let key = (
+            server.to_owned(),
+            ca_bundle.map(std::path::Path::to_path_buf),
+        );
+        if let Some(client) = self.acme.get(&key) {
+            return Ok(client.clone());
+        }
+        let client = connect(server, ca_bundle).await?;
+        self.acme.insert(key, client.clone());
+        Ok(client)
+    }
+
+    fn ari(&mut self, ca_bundle: Option<&std::path::Path>) -> Result<reqwest::Client> {
+        let key = ca_bundle.map(std::path::Path::to_path_buf);
+        if let Some(client) = self.ari.get(&key) {
+            return Ok(client.clone());
+        }
+        let client = ari::http_client(ca_bundle)?;
+        self.ari.insert(key, client.clone());
+        Ok(client)
+    }
+}
+
 /// Renews `name` if due. `Ok(false)`: not due.
 async fn renew_one(
     ctx: &Context,
     args: &RenewArgs,
     name: &CertName,
     hooks_run: &mut HooksRun,
+    connections: &mut Connections,
 ) -> Result<bool> {
     let _lock = ctx.dir.lock(name)?;
     let config = RenewalConfig::load(&ctx.dir.renewal_file(name))?;
@@ -113,14 +153,22 @@ async fn renew_one(
         }
     };
 
-    let client = connect(&config.server, config.ca_bundle.as_deref()).await?;
+    let client = connections
+        .acme(&config.server, config.ca_bundle.as_deref())
+        .await?;
     let now = OffsetDateTime::now_utc();
     let mut replaces = None;
     let due = match &current {
         None => true,
         Some(info) => {
             let by_time = is_due(info.not_before, info.not_after, now);
-            let by_ari = match ari::check(&client, config.ca_bundle.as_deref(), info).await {
+            let by_ari = match ari::check(
+                &client,
+                &connections.ari(config.ca_bundle.as_deref())?,
+                info,
+            )
+            .await
+            {
                 Ok(Some(window)) => {
                     replaces = Some(window.cert_id.clone());
                     window.start <= now

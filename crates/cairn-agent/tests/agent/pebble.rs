@@ -210,6 +210,121 @@ async fn pebble_short_lived_certificate_is_renewed_when_due() {
     check_lineage(&agent, "short.cairn.test", 2, &["short.cairn.test"]);
 }
 
+/// Twenty consecutive issuances while Pebble refuses half of all good
+/// nonces (`PEBBLE_WFE_NONCEREJECT=50`): each JWS POST is refused with
+/// `badNonce` with probability 1/2, and the agent's retries with the fresh
+/// nonce the refusal carries (RFC 8555 §6.5) must get every run through.
+/// Each run gets a name of its own, so twenty lineages are saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pebble_twenty_issuances_at_fifty_percent_bad_nonce() {
+    let Some(peers) = Peers::start_with_nonce_reject(Ports::new(4), None, Some(50)) else {
+        return;
+    };
+    let agent = peers.agent();
+    let port = peers.ports.http01.to_string();
+    let started = Instant::now();
+    let names: Vec<String> = (0..20).map(|i| format!("n{i}.example.com")).collect();
+    // How many badNonce refusals were retried, and the fewest retries left
+    // after one (the budget's headroom), from the client's debug log.
+    let mut retried = 0;
+    let mut fewest_left: Option<u32> = None;
+    for name in &names {
+        let run = Instant::now();
+        let out = agent
+            .certonly(&[
+                "--standalone",
+                "--http-01-address",
+                "127.0.0.1",
+                "--http-01-port",
+                &port,
+                "-d",
+                name,
+                "-vv",
+            ])
+            .await;
+        // The agent retries a refused nonce 10 times (11 attempts per
+        // request); at 50 % one request fails with probability 2^-11, and
+        // this test sends about 190 requests.
+        let out_of_retries = !out.status.success()
+            && crate::harness::text(&out)
+                .lines()
+                .any(|l| l.starts_with("error:") && l.contains("badNonce"));
+        assert!(
+            !out_of_retries,
+            "{name}: the agent's badNonce retry budget ran out after {retried} earlier \
+             retries in this test:\n{}",
+            crate::harness::text(&out)
+        );
+        let said = ok(&out);
+        for line in said.lines().map(strip_ansi) {
+            if !line.contains("badNonce; retrying") {
+                continue;
+            }
+            retried += 1;
+            let left = line
+                .split("retries_left=")
+                .nth(1)
+                .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|digits| digits.parse::<u32>().ok());
+            if let Some(left) = left {
+                fewest_left = Some(fewest_left.map_or(left, |f| f.min(left)));
+            }
+        }
+        check_lineage(&agent, name, 1, &[name.as_str()]);
+        eprintln!("{name}: issued in {:.2} s", run.elapsed().as_secs_f64());
+    }
+
+    let renewal_files = std::fs::read_dir(agent.config_dir.join("renewal"))
+        .expect("renewal dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".toml"))
+        .count();
+    assert_eq!(renewal_files, 20);
+    let listed = agent.run(&["certificates", "--json"]).await;
+    ok(&listed);
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("JSON");
+    let listed = listed.as_array().expect("an array");
+    let mut listed_names: Vec<&str> = listed
+        .iter()
+        .map(|c| {
+            assert_eq!(c["valid"], json!(true), "{c}");
+            assert!(c["error"].is_null(), "{c}");
+            c["name"].as_str().expect("a name")
+        })
+        .collect();
+    listed_names.sort_unstable();
+    let mut want: Vec<&str> = names.iter().map(String::as_str).collect();
+    want.sort_unstable();
+    assert_eq!(listed_names, want);
+    eprintln!(
+        "20 issuances at PEBBLE_WFE_NONCEREJECT=50 in {:.1} s; {retried} badNonce \
+         refusals retried; fewest retries left after one: {fewest_left:?} (budget 10)",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        retried > 0,
+        "Pebble refused no nonce: is PEBBLE_WFE_NONCEREJECT=50 in effect?"
+    );
+}
+
+/// `line` without ANSI escape sequences (ESC [ ... final letter).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Loopback ports for one Pebble + challtestsrv pair, away from Pebble's
 /// defaults and from cairn-client's Pebble tests (14100, 14200).
 #[derive(Clone, Copy, Debug)]
@@ -248,6 +363,16 @@ impl Peers {
     /// `CAIRN_PEBBLE` is not `1`. `validity` sets Pebble's certificate
     /// lifetime in seconds.
     fn start_if_enabled(ports: Ports, validity: Option<u64>) -> Option<Self> {
+        Self::start_with_nonce_reject(ports, validity, None)
+    }
+
+    /// As [`Peers::start_if_enabled`], with `PEBBLE_WFE_NONCEREJECT` set to
+    /// `nonce_reject` percent (`None`: Pebble's default, 5 %).
+    fn start_with_nonce_reject(
+        ports: Ports,
+        validity: Option<u64>,
+        nonce_reject: Option<u8>,
+    ) -> Option<Self> {
         if std::env::var("CAIRN_PEBBLE").as_deref() != Ok("1") {
             eprintln!("pebble test not run: set CAIRN_PEBBLE=1 to run it");
             return None;
@@ -307,6 +432,9 @@ impl Peers {
             .env_remove("PEBBLE_VA_ALWAYS_VALID")
             .env_remove("PEBBLE_AUTHZREUSE")
             .env_remove("PEBBLE_WFE_NONCEREJECT");
+        if let Some(percent) = nonce_reject {
+            command.env("PEBBLE_WFE_NONCEREJECT", percent.to_string());
+        }
         let pebble = KillOnDrop::spawn(&mut command, &dir.path().join("pebble.log"));
         let mut peers = Self {
             ports,
