@@ -290,7 +290,9 @@ pub(crate) async fn revoked_certificates_lists_the_issuers_unexpired_revocations
     );
 }
 
-pub(crate) async fn a_certificate_is_replaced_once_an_order_naming_it_is_valid(store: Arc<dyn Storage>) {
+pub(crate) async fn a_certificate_is_replaced_once_an_order_naming_it_is_valid(
+    store: Arc<dyn Storage>,
+) {
     let alice = account(&store, "alice").await;
     let replaces = "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE";
     let mut request = new_order(
@@ -301,11 +303,25 @@ pub(crate) async fn a_certificate_is_replaced_once_an_order_naming_it_is_valid(s
     request.replaces = Some(replaces.to_owned());
     let order = store.create_order(request).await.unwrap();
     assert_eq!(order.replaces.as_deref(), Some(replaces));
-    assert!(!store.certificate_replaced(replaces).await.unwrap(), "an open order replaces nothing yet");
+    assert!(
+        !store.certificate_replaced(replaces).await.unwrap(),
+        "an open order replaces nothing yet"
+    );
 
-    assert!(store.begin_finalize(pending_certificate(&order, "0a", "ecdsa-1")).await.unwrap());
-    assert!(!store.certificate_replaced(replaces).await.unwrap(), "nor does a processing one");
-    store.complete_finalize(order.id, "0a", b"der").await.unwrap();
+    assert!(
+        store
+            .begin_finalize(pending_certificate(&order, "0a", "ecdsa-1"))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store.certificate_replaced(replaces).await.unwrap(),
+        "nor does a processing one"
+    );
+    store
+        .complete_finalize(order.id, "0a", b"der")
+        .await
+        .unwrap();
     assert!(store.certificate_replaced(replaces).await.unwrap());
     assert!(!store.certificate_replaced("other.AQ").await.unwrap());
 }
