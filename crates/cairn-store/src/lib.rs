@@ -130,4 +130,21 @@ pub trait Storage: Send + Sync + 'static {
         issuer: &str,
         now: OffsetDateTime,
     ) -> Result<Vec<RevokedEntry>>;
+    /// When the newest revocation of a certificate from `issuer` was
+    /// recorded (`None` if none was): a node compares it with the one its
+    /// cached CRL was made from, so a revocation on any node shows at once.
+    async fn last_revocation(&self, issuer: &str) -> Result<Option<OffsetDateTime>>;
+
+    // --- nonces shared by several nodes (RFC 8555 §6.5) ---
+
+    /// The secret every node authenticates its nonces with. The first call
+    /// stores `candidate` (random bytes the caller made); every call, from
+    /// any node, returns the stored one.
+    async fn nonce_secret(&self, candidate: &[u8]) -> Result<Vec<u8>>;
+    /// Records that the nonce `id` was used: `true` the first time, `false`
+    /// for every later call with the same id, from any node. The record may
+    /// be forgotten after `expires`, when the nonce is refused for its age.
+    async fn redeem_nonce(&self, id: &[u8], expires: OffsetDateTime) -> Result<bool>;
+    /// Forgets the nonce records that expired before `now`; how many.
+    async fn prune_nonces(&self, now: OffsetDateTime) -> Result<u64>;
 }

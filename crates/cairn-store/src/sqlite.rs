@@ -38,6 +38,7 @@ mod accounts;
 mod authorizations;
 mod certificates;
 mod codec;
+mod nonces;
 mod orders;
 
 use std::path::Path;
@@ -325,6 +326,22 @@ impl Storage for SqliteStore {
     ) -> Result<Vec<RevokedEntry>> {
         certificates::revoked(self, issuer, now).await
     }
+
+    async fn last_revocation(&self, issuer: &str) -> Result<Option<OffsetDateTime>> {
+        certificates::last_revocation(self, issuer).await
+    }
+
+    async fn nonce_secret(&self, candidate: &[u8]) -> Result<Vec<u8>> {
+        nonces::secret(self, candidate).await
+    }
+
+    async fn redeem_nonce(&self, id: &[u8], expires: OffsetDateTime) -> Result<bool> {
+        nonces::redeem(self, id, expires).await
+    }
+
+    async fn prune_nonces(&self, now: OffsetDateTime) -> Result<u64> {
+        nonces::prune(self, now).await
+    }
 }
 
 #[cfg(test)]
@@ -379,12 +396,14 @@ mod tests {
             [
                 "authorizations_for_reuse",
                 "certificates_by_not_after",
+                "certificates_revoked_at_by_issuer",
                 "certificates_revoked_by_issuer",
                 "challenges_by_authz",
                 "order_authorizations_by_authz",
                 "orders_by_account",
                 "orders_by_replaces",
                 "orders_processing",
+                "used_nonces_by_expiry",
             ]
         );
         let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(concat!(

@@ -244,6 +244,21 @@ pub(super) async fn revoked(
         .collect()
 }
 
+/// The newest `revoked_at` among `issuer`'s certificates.
+pub(super) async fn last_revocation(
+    store: &SqliteStore,
+    issuer: &str,
+) -> Result<Option<OffsetDateTime>> {
+    let newest: Option<i64> = sqlx::query_scalar(
+        "SELECT max(revoked_at) FROM certificates WHERE issuer = ? AND revoked_at IS NOT NULL",
+    )
+    .bind(issuer)
+    .fetch_one(&store.reader)
+    .await
+    .map_err(db)?;
+    newest.map(time_from_db).transpose()
+}
+
 /// Processing → `to` for an order (whose finalize reserved `serial`, if
 /// given), recording `problem` as its error.
 async fn move_processing_order(

@@ -5,11 +5,13 @@
 mod accounts;
 mod authorizations;
 mod certificates;
+mod nonces;
 mod orders;
 
 pub(crate) use accounts::*;
 pub(crate) use authorizations::*;
 pub(crate) use certificates::*;
+pub(crate) use nonces::*;
 pub(crate) use orders::*;
 
 /// Expands to one test per conformance test, each on a fresh store from
@@ -50,6 +52,12 @@ macro_rules! conformance_tests {
             revoke_certificate_records_once,
             revoked_certificates_lists_the_issuers_unexpired_revocations,
             a_certificate_is_replaced_once_an_order_naming_it_is_valid,
+            nonce_secret_is_the_first_candidate_forever,
+            concurrent_nonce_secret_calls_agree,
+            a_nonce_redeems_once,
+            concurrent_redeems_of_one_nonce_have_one_winner,
+            prune_nonces_forgets_only_expired_records,
+            last_revocation_is_the_issuers_newest,
         );
     };
     (@each $open:path; $($name:ident),+ $(,)?) => {
