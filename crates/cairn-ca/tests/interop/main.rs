@@ -10,5 +10,6 @@
 //! prints that the test did not run.
 
 mod certbot;
+mod cluster;
 mod harness;
 mod lego;
