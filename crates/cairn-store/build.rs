@@ -1,4 +1,7 @@
-//! Rebuild when a migration is added: `sqlx::migrate!` embeds the directory.
+//! Rebuild when a migration is added or changed: `sqlx::migrate!` embeds
+//! each backend's directory. Cargo scans a directory named here for any
+//! change in it.
 fn main() {
-    println!("cargo:rerun-if-changed=migrations");
+    println!("cargo:rerun-if-changed=migrations/sqlite");
+    println!("cargo:rerun-if-changed=migrations/postgres");
 }

@@ -1,11 +1,18 @@
 //! Storage for the Cairn CA: the [`Storage`] trait the CA's components use,
-//! and its backends (SQLite now; PostgreSQL next), each with its own
-//! migrations and all held to one conformance suite.
+//! and its backends, each with its own migrations and all held to one
+//! conformance suite:
+//!
+//! - [`SqliteStore`], one database file: a single CA node;
+//! - [`PgStore`], a PostgreSQL database that several CA nodes share.
+//!
+//! `docs/storage.md` gives each backend's tables and indexes, what every
+//! call costs as the data grows, and what survives which crash.
 //!
 //! Every write returns only after it is durable: a 2xx from the CA rests on it.
 #![forbid(unsafe_code)]
 
 pub mod model;
+mod postgres;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -13,6 +20,7 @@ use cairn_proto::{Identifier, Problem};
 use time::OffsetDateTime;
 
 pub use model::*;
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// Why a storage call failed.

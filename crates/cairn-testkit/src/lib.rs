@@ -29,6 +29,7 @@
 mod dns;
 mod http01;
 mod management;
+pub mod postgres;
 mod records;
 mod tls_alpn01;
 
