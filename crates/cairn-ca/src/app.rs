@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use cairn_store::{SqliteStore, Storage};
+use cairn_store::{PgStore, SqliteStore, Storage};
 use rustls_pki_types::{
     CertificateDer, PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer,
 };
@@ -17,8 +17,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::clock::{Clock, SystemClock};
-use crate::config::Config;
-use crate::nonce::{LocalNonces, NonceService};
+use crate::config::{Config, Database};
+use crate::nonce::{LocalNonces, NonceService, SharedNonces};
 use crate::policy::Policy;
 use crate::ra::{Ra, RaConfig};
 use crate::signer::{Pki, PkiOptions};
@@ -110,14 +110,7 @@ pub async fn start(config: Config, overrides: Overrides) -> Result<RunningCa, St
     config.server.http_listen = http_addr;
     let urls = Urls::new(config.public_url(), config.public_http_url());
 
-    let pki = Arc::new(
-        Pki::load_or_create(&PkiOptions {
-            data_dir: config.data_dir.clone(),
-            crl_base_url: urls.http_base().to_owned(),
-            api_hostnames: config.server.hostnames.clone(),
-        })
-        .map_err(|e| StartError(format!("CA keys and certificates: {}", e.detail)))?,
-    );
+    let pki = Arc::new(load_keys(&config, &urls)?);
     let tls = if config.server.tls {
         Some(Arc::new(tls_config(&config, &pki)?))
     } else {
@@ -126,16 +119,7 @@ pub async fn start(config: Config, overrides: Overrides) -> Result<RunningCa, St
 
     let store: Arc<dyn Storage> = match overrides.store {
         Some(store) => store,
-        None => Arc::new(
-            SqliteStore::open(&config.database_path())
-                .await
-                .map_err(|e| {
-                    StartError(format!(
-                        "database {}: {e}",
-                        config.database_path().display()
-                    ))
-                })?,
-        ),
+        None => open_store(&config).await?,
     };
     let validator: Arc<dyn Validator> = match overrides.validator {
         Some(v) => v,
@@ -178,8 +162,23 @@ pub async fn start(config: Config, overrides: Overrides) -> Result<RunningCa, St
             "validations interrupted by the last stop run again"
         );
     }
-    let nonces: Arc<dyn NonceService> =
-        Arc::new(LocalNonces::new(config.testing.nonce_reject_percent));
+    let reject = config.testing.nonce_reject_percent;
+    let mut background = vec![tokio::spawn(fail_stalled_finalizes(
+        Arc::clone(&ra),
+        Duration::seconds(i64::from(issuance.finalize_timeout_seconds)),
+    ))];
+    let nonces: Arc<dyn NonceService> = if config.shared_nonces() {
+        let shared = Arc::new(
+            SharedNonces::new(Arc::clone(ra.store()), reject)
+                .await
+                .map_err(|e| StartError(format!("shared nonces: {}", e.detail)))?,
+        );
+        background.push(tokio::spawn(prune_nonces(Arc::clone(&shared))));
+        tracing::info!("nonces are shared through the database");
+        shared
+    } else {
+        Arc::new(LocalNonces::new(reject))
+    };
     let meta = cairn_proto::objects::DirectoryMeta {
         terms_of_service: issuance.terms_of_service.clone(),
         website: issuance.website.clone(),
@@ -188,7 +187,7 @@ pub async fn start(config: Config, overrides: Overrides) -> Result<RunningCa, St
         ..Default::default()
     };
     let wfe = Arc::new(Wfe {
-        ra,
+        ra: Arc::clone(&ra),
         nonces,
         urls,
         max_body_bytes: config.server.max_body_bytes,
@@ -196,10 +195,11 @@ pub async fn start(config: Config, overrides: Overrides) -> Result<RunningCa, St
     });
 
     let (shutdown, watcher) = watch::channel(false);
+    let mut stop_background = watcher.clone();
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(wfe::serve::serve(
             api,
             wfe::acme_router(Arc::clone(&wfe)),
@@ -213,6 +213,14 @@ pub async fn start(config: Config, overrides: Overrides) -> Result<RunningCa, St
             stopped(watcher),
         )),
     ];
+    // Background work ends with the listeners.
+    let aborts: Vec<_> = background.iter().map(JoinHandle::abort_handle).collect();
+    tasks.push(tokio::spawn(async move {
+        let _ = stop_background.wait_for(|stop| *stop).await;
+        for abort in aborts {
+            abort.abort();
+        }
+    }));
     Ok(RunningCa {
         api_addr,
         http_addr,
@@ -222,6 +230,72 @@ pub async fn start(config: Config, overrides: Overrides) -> Result<RunningCa, St
         shutdown,
         tasks,
     })
+}
+
+/// Opens the database the configuration names, applying migrations.
+pub async fn open_store(config: &Config) -> Result<Arc<dyn Storage>, StartError> {
+    let database = config.database().map_err(|e| StartError(e.to_string()))?;
+    let failed =
+        |e: cairn_store::StoreError| StartError(format!("database {}: {e}", database.describe()));
+    Ok(match &database {
+        Database::Sqlite(path) => Arc::new(SqliteStore::open(path).await.map_err(failed)?),
+        Database::Postgres(url) => Arc::new(
+            PgStore::open(url, config.database_max_connections)
+                .await
+                .map_err(failed)?,
+        ),
+    })
+}
+
+/// Loads the CA's keys, or makes them if this is the first start. Nodes
+/// sharing one data directory may start together: a lock on
+/// `data_dir/pki.lock` lets one make the keys and the others load them.
+fn load_keys(config: &Config, urls: &Urls) -> Result<Pki, StartError> {
+    let lock_path = config.data_dir.join("pki.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| StartError(format!("cannot open {}: {e}", lock_path.display())))?;
+    lock.lock()
+        .map_err(|e| StartError(format!("cannot lock {}: {e}", lock_path.display())))?;
+    let pki = Pki::load_or_create(&PkiOptions {
+        data_dir: config.data_dir.clone(),
+        crl_base_url: urls.http_base().to_owned(),
+        api_hostnames: config.server.hostnames.clone(),
+    })
+    .map_err(|e| StartError(format!("CA keys and certificates: {}", e.detail)));
+    drop(lock);
+    pki
+}
+
+/// Now and then, fails the orders whose finalize a crash cut off (see
+/// [`Ra::fail_stalled_finalizes`]); every node does, and they agree.
+async fn fail_stalled_finalizes(ra: Arc<Ra>, timeout: Duration) {
+    let period = (timeout / 2_i32).clamp(Duration::SECOND, Duration::seconds(30));
+    let mut tick = tokio::time::interval(period.unsigned_abs());
+    loop {
+        tick.tick().await;
+        match ra.fail_stalled_finalizes(timeout).await {
+            Ok(0) => {}
+            Ok(count) => tracing::warn!(count, "failed orders whose issuance a crash interrupted"),
+            Err(e) => tracing::warn!(error = %e.detail, "checking for interrupted issuance failed"),
+        }
+    }
+}
+
+/// Every minute, forgets used nonces too old to be redeemed anyway.
+async fn prune_nonces(nonces: Arc<SharedNonces>) {
+    let mut tick = tokio::time::interval(StdDuration::from_secs(60));
+    loop {
+        tick.tick().await;
+        match nonces.prune().await {
+            Ok(0) => {}
+            Ok(count) => tracing::debug!(count, "forgot expired nonces"),
+            Err(e) => tracing::warn!(error = %e.detail, "pruning used nonces failed"),
+        }
+    }
 }
 
 /// The API's TLS settings: the operator's certificate, or the CA's own.

@@ -18,6 +18,12 @@ pub struct Config {
     pub dev: bool,
     /// Where the database, keys and certificates live.
     pub data_dir: PathBuf,
+    /// The database: unset for SQLite in `data_dir`, `sqlite:PATH` for
+    /// another SQLite file, or `postgres://user@host:port/db` for
+    /// PostgreSQL, which several nodes can share.
+    pub database: Option<String>,
+    /// Connections each node keeps open to PostgreSQL.
+    pub database_max_connections: u32,
     pub server: ServerConfig,
     pub issuance: IssuanceConfig,
     pub validation: VaConfig,
@@ -48,6 +54,54 @@ pub struct ServerConfig {
     pub tls_key_file: Option<PathBuf>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Where used nonces are recorded: `local` (in this process, no
+    /// database round trip; only for a single node), `shared` (in the
+    /// database, so a nonce from any node redeems once at any node), or
+    /// `auto`: local on SQLite, shared on PostgreSQL.
+    pub nonces: NonceScope,
+}
+
+/// See [`ServerConfig::nonces`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NonceScope {
+    Auto,
+    Local,
+    Shared,
+}
+
+/// The database a [`Config`] names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Database {
+    Sqlite(PathBuf),
+    /// A `postgres://` URL.
+    Postgres(String),
+}
+
+impl Database {
+    /// For messages: the file, or the URL without its password.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Sqlite(path) => path.display().to_string(),
+            Self::Postgres(url) => redact_password(url),
+        }
+    }
+}
+
+/// `url` with the password of its user info, if any, replaced by `***`.
+pub fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
 }
 
 /// What the CA issues and for how long things last.
@@ -69,6 +123,10 @@ pub struct IssuanceConfig {
     pub orders_page_size: u32,
     /// Allow `notBefore`/`notAfter` in newOrder (within the lifetime).
     pub allow_validity_request: bool,
+    /// A finalize that began this many seconds ago and stored no
+    /// certificate was cut off by a crash: its order is failed, so the
+    /// client starts over instead of polling `processing`.
+    pub finalize_timeout_seconds: u32,
 }
 
 /// Knobs that make clients robust, as Pebble's do. Off by default.
@@ -99,6 +157,8 @@ impl Config {
         Self {
             dev,
             data_dir: PathBuf::from("cairn-data"),
+            database: None,
+            database_max_connections: 16,
             server: ServerConfig {
                 listen,
                 http_listen,
@@ -113,6 +173,7 @@ impl Config {
                 tls_cert_file: None,
                 tls_key_file: None,
                 max_body_bytes: 64 * 1024,
+                nonces: NonceScope::Auto,
             },
             issuance: IssuanceConfig {
                 certificate_lifetime_days: 90,
@@ -123,6 +184,7 @@ impl Config {
                 website: None,
                 orders_page_size: 50,
                 allow_validity_request: false,
+                finalize_timeout_seconds: 60,
             },
             validation: if dev {
                 VaConfig::dev()
@@ -177,11 +239,20 @@ impl Config {
         if self.issuance.authorization_reuse_days > 398 {
             return bad("issuance.authorization_reuse_days must be at most 398".into());
         }
+        if self.issuance.finalize_timeout_seconds == 0 {
+            return bad("issuance.finalize_timeout_seconds must be at least 1".into());
+        }
         if self.issuance.orders_page_size == 0 {
             return bad("issuance.orders_page_size must be at least 1".into());
         }
         if self.testing.nonce_reject_percent > 100 {
             return bad("testing.nonce_reject_percent must be 0 to 100".into());
+        }
+        if let Some(url) = &self.database {
+            Self::parse_database(url).map_err(ConfigError)?;
+        }
+        if self.database_max_connections == 0 {
+            return bad("database_max_connections must be at least 1".into());
         }
         if self.server.hostnames.is_empty() {
             return bad("server.hostnames must name at least one host".into());
@@ -227,9 +298,47 @@ impl Config {
         }
     }
 
-    /// The SQLite database file.
+    /// The SQLite database file used when `database` is unset.
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("cairn.db")
+    }
+
+    /// The database this configuration names.
+    pub fn database(&self) -> Result<Database, ConfigError> {
+        match &self.database {
+            None => Ok(Database::Sqlite(self.database_path())),
+            Some(url) => Self::parse_database(url).map_err(ConfigError),
+        }
+    }
+
+    fn parse_database(url: &str) -> Result<Database, String> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Database::Postgres(url.to_owned()))
+        } else if let Some(path) = url.strip_prefix("sqlite:") {
+            let path = path.strip_prefix("//").unwrap_or(path);
+            if path.is_empty() {
+                Err(
+                    "database = \"sqlite:\" needs a file path, as in sqlite:/var/lib/cairn/ca.db"
+                        .into(),
+                )
+            } else {
+                Ok(Database::Sqlite(PathBuf::from(path)))
+            }
+        } else {
+            Err(format!(
+                "database = {:?}: use postgres://user@host:port/dbname or sqlite:PATH",
+                redact_password(url)
+            ))
+        }
+    }
+
+    /// Whether nonces are recorded in the database (see [`ServerConfig::nonces`]).
+    pub fn shared_nonces(&self) -> bool {
+        match self.server.nonces {
+            NonceScope::Local => false,
+            NonceScope::Shared => true,
+            NonceScope::Auto => matches!(self.database(), Ok(Database::Postgres(_))),
+        }
     }
 }
 
@@ -331,6 +440,41 @@ mod tests {
             toml::to_string(&Config::defaults(false)).expect("serializes"),
             "dist/cairn-ca.toml must show the production defaults"
         );
+    }
+
+    #[test]
+    fn the_database_is_sqlite_in_data_dir_unless_named() {
+        let c = Config::from_toml("data_dir = \"/srv/ca\"\n", false).expect("valid");
+        assert_eq!(
+            c.database(),
+            Ok(Database::Sqlite(PathBuf::from("/srv/ca/cairn.db")))
+        );
+        assert!(!c.shared_nonces());
+        let c = Config::from_toml("database = \"sqlite:///tmp/x.db\"\n", false).expect("valid");
+        assert_eq!(
+            c.database(),
+            Ok(Database::Sqlite(PathBuf::from("/tmp/x.db")))
+        );
+        let c = Config::from_toml("database = \"postgres://ca:secret@db:5432/cairn\"\n", false)
+            .expect("valid");
+        assert!(c.shared_nonces(), "auto: shared on PostgreSQL");
+        assert_eq!(
+            c.database().expect("valid").describe(),
+            "postgres://ca:***@db:5432/cairn"
+        );
+        let c = Config::from_toml(
+            "database = \"postgres://db/cairn\"\n[server]\nnonces = \"local\"\n",
+            false,
+        )
+        .expect("valid");
+        assert!(!c.shared_nonces());
+        let err = Config::from_toml("database = \"mysql://u:pw@h/db\"\n", false).unwrap_err();
+        assert!(
+            err.0.contains("postgres://") && !err.0.contains("pw"),
+            "{err}"
+        );
+        assert!(Config::from_toml("[server]\nnonces = \"sometimes\"\n", false).is_err());
+        assert!(Config::from_toml("database_max_connections = 0\n", false).is_err());
     }
 
     #[test]

@@ -31,9 +31,30 @@ enum Command {
         /// Where the database, keys and certificates live (overrides `data_dir`).
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// The database (overrides `database`): postgres://user@host:port/db
+        /// or sqlite:PATH. Default: SQLite in the data directory.
+        #[arg(long, value_name = "URL")]
+        database: Option<String>,
         /// Log as JSON lines instead of text.
         #[arg(long)]
         log_json: bool,
+    },
+    /// Apply the database migrations this version has and the database
+    /// lacks, then exit. `serve` applies them too; run this first when
+    /// several nodes share one PostgreSQL database and you upgrade them.
+    Migrate {
+        /// TOML configuration file (its `database` and `data_dir` are used).
+        #[arg(long, short = 'c')]
+        config: Option<PathBuf>,
+        /// Read the configuration as `serve --dev` would.
+        #[arg(long)]
+        dev: bool,
+        /// Overrides `data_dir` (where the default SQLite file lives).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Overrides `database`.
+        #[arg(long, value_name = "URL")]
+        database: Option<String>,
     },
     /// Check a configuration file and print the settings it results in.
     CheckConfig {
@@ -65,27 +86,85 @@ fn main() -> ExitCode {
             config,
             dev,
             data_dir,
+            database,
             log_json,
         } => {
             init_logging(log_json);
-            let mut config = match Config::load(config.as_deref(), dev) {
+            let config = match load(config.as_deref(), dev, data_dir, database) {
                 Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
-            if let Some(dir) = data_dir {
-                config.data_dir = dir;
-            }
-            let runtime = match tokio::runtime::Runtime::new() {
-                Ok(rt) => rt,
+            match tokio::runtime::Runtime::new() {
+                Ok(runtime) => runtime.block_on(serve(config)),
                 Err(e) => {
                     eprintln!("error: cannot start the async runtime: {e}");
-                    return ExitCode::FAILURE;
+                    ExitCode::FAILURE
                 }
+            }
+        }
+        Command::Migrate {
+            config,
+            dev,
+            data_dir,
+            database,
+        } => {
+            init_logging(false);
+            let config = match load(config.as_deref(), dev, data_dir, database) {
+                Ok(c) => c,
+                Err(code) => return code,
             };
-            runtime.block_on(serve(config))
+            match tokio::runtime::Runtime::new() {
+                Ok(runtime) => runtime.block_on(migrate(config)),
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+/// The configuration file with the command line's overrides applied.
+fn load(
+    file: Option<&std::path::Path>,
+    dev: bool,
+    data_dir: Option<PathBuf>,
+    database: Option<String>,
+) -> Result<Config, ExitCode> {
+    let mut config = Config::load(file, dev).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })?;
+    if let Some(dir) = data_dir {
+        config.data_dir = dir;
+    }
+    if let Some(url) = database {
+        config.database = Some(url);
+        if let Err(e) = config.database() {
+            eprintln!("error: --database: {e}");
+            return Err(ExitCode::from(2));
+        }
+    }
+    Ok(config)
+}
+
+async fn migrate(config: Config) -> ExitCode {
+    if let Err(e) = std::fs::create_dir_all(&config.data_dir) {
+        eprintln!(
+            "error: cannot create data directory {}: {e}",
+            config.data_dir.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    match app::open_store(&config).await {
+        Ok(_) => {
+            let described = config.database().map(|d| d.describe()).unwrap_or_default();
+            println!("{described}: the schema is up to date");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
 }

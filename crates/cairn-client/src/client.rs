@@ -45,6 +45,10 @@ pub struct ClientOptions {
     /// cured by one retry; a test server that refuses good nonces at random
     /// (Pebble's `PEBBLE_WFE_NONCEREJECT`) may need more.
     pub bad_nonce_retries: u32,
+    /// Fixed addresses for host names, used instead of DNS (as curl's
+    /// `--resolve`): to reach one node of several behind one name, or a
+    /// server under test. The port of the URL still applies.
+    pub resolve: Vec<(String, std::net::SocketAddr)>,
 }
 
 impl Default for ClientOptions {
@@ -57,6 +61,7 @@ impl Default for ClientOptions {
             poll_deadline: Duration::from_secs(5 * 60),
             max_retry_after: Duration::from_secs(60),
             bad_nonce_retries: 2,
+            resolve: Vec::new(),
         }
     }
 }
@@ -77,6 +82,7 @@ impl fmt::Debug for ClientOptions {
             .field("poll_deadline", &self.poll_deadline)
             .field("max_retry_after", &self.max_retry_after)
             .field("bad_nonce_retries", &self.bad_nonce_retries)
+            .field("resolve", &self.resolve)
             .finish()
     }
 }
@@ -288,6 +294,9 @@ fn build_http_client(options: &ClientOptions) -> Result<reqwest::Client> {
         // RFC 8555 gives redirects no role; following one would resend a
         // signed request to a URL it was not signed for.
         .redirect(reqwest::redirect::Policy::none());
+    for (host, addr) in &options.resolve {
+        builder = builder.resolve(host, *addr);
+    }
     if let Some(pem) = &options.ca_bundle_pem {
         let certs = reqwest::Certificate::from_pem_bundle(pem)
             .map_err(|e| Error::Config(format!("CA bundle: {e}")))?;

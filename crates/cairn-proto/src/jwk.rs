@@ -511,7 +511,7 @@ mod tests {
         // An odd modulus of exactly `bits` bits (not a real RSA modulus, which
         // the size checks do not need).
         let mut n = vec![0xffu8; bits.div_ceil(8)];
-        if bits % 8 != 0 {
+        if !bits.is_multiple_of(8) {
             n[0] = 0xff >> (8 - bits % 8);
         }
         n

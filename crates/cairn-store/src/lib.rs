@@ -128,6 +128,11 @@ pub trait Storage: Send + Sync + 'static {
     async fn complete_finalize(&self, order: OrderId, serial: &str, der: &[u8]) -> Result<()>;
     /// Moves a processing order to `Invalid` with `problem`.
     async fn fail_finalize(&self, order: OrderId, problem: &Problem) -> Result<()>;
+    /// Orders still `Processing` whose finalize began (their certificate
+    /// row's `created_at`) before `before`, oldest first: a node died
+    /// between reserving the serial and storing the certificate. The CA
+    /// fails them with [`Storage::fail_finalize`] so clients are told.
+    async fn stalled_finalizes(&self, before: OffsetDateTime) -> Result<Vec<OrderId>>;
     async fn certificate(&self, serial: &str) -> Result<Option<Certificate>>;
     /// Records a revocation. `Ok(false)` if it was already revoked.
     async fn revoke_certificate(&self, serial: &str, revocation: Revocation) -> Result<bool>;

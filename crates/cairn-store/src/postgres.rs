@@ -362,6 +362,10 @@ impl Storage for PgStore {
         certificates::fail_finalize(self, order, problem).await
     }
 
+    async fn stalled_finalizes(&self, before: OffsetDateTime) -> Result<Vec<OrderId>> {
+        certificates::stalled(self, before).await
+    }
+
     async fn certificate(&self, serial: &str) -> Result<Option<Certificate>> {
         certificates::by_serial(self, serial).await
     }

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use cairn_proto::ari::CertId;
 use cairn_proto::objects::{Finalize, OrderStatus, Revocation as RevocationPayload};
 use cairn_proto::problem::ProblemType;
-use cairn_proto::{Identifier, Jwk, base64url};
+use cairn_proto::{Identifier, Jwk, Problem, base64url};
 use cairn_store::{Account, Certificate, OrderId, PendingCertificate, Revocation, StoreError};
 use time::{Duration, OffsetDateTime};
 
@@ -35,24 +35,48 @@ pub enum Revoker<'a> {
     CertificateKey(&'a Jwk),
 }
 
-/// The CRLs last made, per issuer.
+/// The CRLs last made, per issuer, with the newest revocation each saw.
 #[derive(Debug, Default)]
-pub struct CrlCache(Mutex<HashMap<String, (OffsetDateTime, Vec<u8>)>>);
+pub struct CrlCache(Mutex<HashMap<String, CachedCrl>>);
+
+#[derive(Debug)]
+struct CachedCrl {
+    made: OffsetDateTime,
+    last_revocation: Option<OffsetDateTime>,
+    der: Vec<u8>,
+}
 
 impl CrlCache {
-    fn get(&self, issuer: &str, now: OffsetDateTime) -> Option<Vec<u8>> {
+    /// The cached CRL if it is young and no revocation (on any node
+    /// sharing the database) happened since it was made.
+    fn get(
+        &self,
+        issuer: &str,
+        now: OffsetDateTime,
+        last_revocation: Option<OffsetDateTime>,
+    ) -> Option<Vec<u8>> {
         let cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
         cache
             .get(issuer)
-            .filter(|(made, _)| now - *made < CRL_MAX_AGE)
-            .map(|(_, der)| der.clone())
+            .filter(|c| now - c.made < CRL_MAX_AGE && c.last_revocation == last_revocation)
+            .map(|c| c.der.clone())
     }
 
-    fn put(&self, issuer: &str, made: OffsetDateTime, der: Vec<u8>) {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(issuer.to_owned(), (made, der));
+    fn put(
+        &self,
+        issuer: &str,
+        made: OffsetDateTime,
+        last_revocation: Option<OffsetDateTime>,
+        der: Vec<u8>,
+    ) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            issuer.to_owned(),
+            CachedCrl {
+                made,
+                last_revocation,
+                der,
+            },
+        );
     }
 
     fn invalidate(&self, issuer: &str) {
@@ -331,11 +355,38 @@ impl Ra {
         Ok(true)
     }
 
+    /// Fails the orders whose finalize began more than `timeout` ago and
+    /// never stored a certificate: the node signing them died (`kill -9`,
+    /// power loss) between reserving the serial and storing the result.
+    /// Their clients then see `invalid` with a reason instead of
+    /// `processing` until the order expires. The reserved serial is never
+    /// used again. Returns how many orders were failed.
+    pub async fn fail_stalled_finalizes(&self, timeout: Duration) -> CaResult<usize> {
+        let stalled = self.store.stalled_finalizes(self.now() - timeout).await?;
+        let problem = Problem::new(
+            ProblemType::ServerInternal,
+            "issuance was interrupted before the certificate was stored; create a new order",
+        );
+        let mut failed = 0;
+        for order in stalled {
+            match self.store.fail_finalize(order, &problem).await {
+                Ok(()) => failed += 1,
+                // Finished (or failed by another node) meanwhile.
+                Err(StoreError::Conflict(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(failed)
+    }
+
     /// The current CRL of `issuer` (DER), made again when a revocation
     /// happened or the last one is an hour old.
     pub async fn crl(&self, issuer: &str) -> CaResult<Vec<u8>> {
         let now = self.now();
-        if let Some(der) = self.crls.get(issuer, now) {
+        // Read before the entries: a revocation landing in between makes
+        // the next request build again rather than serve a stale CRL.
+        let last_revocation = self.store.last_revocation(issuer).await?;
+        if let Some(der) = self.crls.get(issuer, now, last_revocation) {
             return Ok(der);
         }
         if self.pki.issuer_der(issuer).is_none() {
@@ -359,7 +410,7 @@ impl Ra {
         let der = self
             .pki
             .crl(issuer, &entries, now, now + CRL_VALIDITY, number)?;
-        self.crls.put(issuer, now, der.clone());
+        self.crls.put(issuer, now, last_revocation, der.clone());
         Ok(der)
     }
 }
@@ -386,7 +437,7 @@ fn list(ids: &[Identifier]) -> String {
 }
 
 fn hex_decode(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     (0..hex.len())

@@ -102,10 +102,11 @@ async fn acme_headers(State(wfe): State<Arc<Wfe>>, request: Request, next: Next)
     let started = std::time::Instant::now();
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
-    if method != Method::GET && !headers.contains_key("replay-nonce") {
-        if let Ok(value) = HeaderValue::from_str(&wfe.nonces.issue()) {
-            headers.insert("replay-nonce", value);
-        }
+    if method != Method::GET
+        && !headers.contains_key("replay-nonce")
+        && let Ok(value) = HeaderValue::from_str(&wfe.nonces.issue())
+    {
+        headers.insert("replay-nonce", value);
     }
     if path != "/directory"
         && let Ok(value) =

@@ -123,7 +123,7 @@ impl Wfe {
             )));
         }
         let nonce = header.nonce.as_deref().unwrap_or_default();
-        if !self.nonces.redeem(nonce) {
+        if !self.nonces.redeem(nonce).await? {
             return Err(CaError::new(
                 ProblemType::BadNonce,
                 "the nonce was already used, is too old or not ours; retry with the fresh one in this response",

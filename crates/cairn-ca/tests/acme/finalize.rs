@@ -184,3 +184,100 @@ async fn order_has_a_certificate_url_only_when_valid() {
     again.problem(403, ProblemType::OrderNotReady);
     assert_eq!(read().await["certificate"].as_str(), Some(certificate));
 }
+
+/// A node killed between reserving a serial and storing the certificate
+/// leaves its order `processing`; once `finalize_timeout_seconds` passed,
+/// the CA fails it with a reason, so the client orders again rather than
+/// polling until the order expires. A finalize still within the timeout,
+/// and a finished one, are left alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_finalize_cut_off_by_a_crash_fails_after_the_timeout() {
+    use std::sync::Arc;
+
+    use cairn_ca::app::Overrides;
+    use cairn_ca::clock::{Clock, FakeClock};
+    use cairn_proto::objects::OrderStatus;
+    use cairn_store::{PendingCertificate, Storage};
+    use time::{Duration, OffsetDateTime};
+
+    let clock = Arc::new(FakeClock::new(OffsetDateTime::now_utc()));
+    let overrides = Overrides {
+        clock: Some(Arc::clone(&clock) as Arc<dyn Clock>),
+        ..Overrides::default()
+    };
+    let h = Harness::start_with(overrides, |_| {}).await;
+    let account = h.account().await;
+    let names = dns(&["cut-off.finalize.test"]);
+    let mut order = h
+        .ready_order(&account, &names, &ChallengeType::Http01)
+        .await;
+    let order_id = id_of(order.url());
+    // What a finalize does before it signs, then nothing: the crash.
+    let began = h
+        .store
+        .begin_finalize(PendingCertificate {
+            serial: "7a11ed".into(),
+            order_id,
+            account_id: id_of(account.url()),
+            issuer: "ecdsa-1".into(),
+            names: names.clone(),
+            not_before: clock.now(),
+            not_after: clock.now() + Duration::days(90),
+            created_at: clock.now(),
+        })
+        .await
+        .expect("begin finalize");
+    assert!(began);
+    let done = h
+        .issue(
+            &account,
+            &dns(&["done.finalize.test"]),
+            &ChallengeType::Http01,
+        )
+        .await;
+
+    let ra = &h.ca.wfe.ra;
+    clock.advance(Duration::seconds(59));
+    assert_eq!(
+        ra.fail_stalled_finalizes(Duration::minutes(1))
+            .await
+            .expect("sweep"),
+        0
+    );
+    assert_eq!(
+        order.refresh().await.expect("order").status,
+        OrderStatus::Processing
+    );
+
+    clock.advance(Duration::seconds(2));
+    assert_eq!(
+        ra.fail_stalled_finalizes(Duration::minutes(1))
+            .await
+            .expect("sweep"),
+        1
+    );
+    let state = order.refresh().await.expect("order");
+    assert_eq!(state.status, OrderStatus::Invalid);
+    let error = state.error.as_ref().expect("a reason");
+    assert_eq!(error.kind, ProblemType::ServerInternal);
+    assert!(
+        error
+            .detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("interrupted"),
+        "{error:?}"
+    );
+    assert_eq!(
+        ra.fail_stalled_finalizes(Duration::minutes(1))
+            .await
+            .expect("sweep"),
+        0
+    );
+
+    let mut finished = done.order;
+    assert_eq!(
+        finished.refresh().await.expect("order").status,
+        OrderStatus::Valid
+    );
+}

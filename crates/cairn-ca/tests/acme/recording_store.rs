@@ -199,4 +199,24 @@ impl Storage for RecordingStore {
     ) -> Result<Vec<RevokedEntry>> {
         self.inner.revoked_certificates(issuer, now).await
     }
+
+    async fn stalled_finalizes(&self, before: OffsetDateTime) -> Result<Vec<OrderId>> {
+        self.inner.stalled_finalizes(before).await
+    }
+
+    async fn last_revocation(&self, issuer: &str) -> Result<Option<OffsetDateTime>> {
+        self.inner.last_revocation(issuer).await
+    }
+
+    async fn nonce_secret(&self, candidate: &[u8]) -> Result<Vec<u8>> {
+        self.inner.nonce_secret(candidate).await
+    }
+
+    async fn redeem_nonce(&self, id: &[u8], expires: OffsetDateTime) -> Result<bool> {
+        self.inner.redeem_nonce(id, expires).await
+    }
+
+    async fn prune_nonces(&self, now: OffsetDateTime) -> Result<u64> {
+        self.inner.prune_nonces(now).await
+    }
 }

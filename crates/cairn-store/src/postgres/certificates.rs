@@ -245,6 +245,21 @@ pub(super) async fn revoked(
         .collect()
 }
 
+/// Processing orders whose certificate row was made before `before`,
+/// oldest first: the few rows of `orders_processing`, each joined to its
+/// certificate by the primary key. The state is written in the query, not
+/// bound, so that every plan may use that partial index.
+pub(super) async fn stalled(store: &PgStore, before: OffsetDateTime) -> Result<Vec<OrderId>> {
+    sqlx::query_scalar(concat!(
+        "SELECT o.id FROM orders o JOIN certificates c ON c.serial = o.certificate_serial ",
+        "WHERE o.state = 'processing' AND c.created_at < $1 ORDER BY c.created_at, o.id"
+    ))
+    .bind(time_to_db(before)?)
+    .fetch_all(&store.pool)
+    .await
+    .map_err(db)
+}
+
 /// The newest `revoked_at` among `issuer`'s certificates: the last entry
 /// of `certificates_revoked_at_by_issuer` for the issuer.
 pub(super) async fn last_revocation(

@@ -244,6 +244,20 @@ pub(super) async fn revoked(
         .collect()
 }
 
+/// Processing orders whose certificate row was made before `before`. The
+/// state is written in the query, not bound, so SQLite can use the partial
+/// index `orders_processing`, which holds only the few such orders.
+pub(super) async fn stalled(store: &SqliteStore, before: OffsetDateTime) -> Result<Vec<OrderId>> {
+    sqlx::query_scalar(concat!(
+        "SELECT o.id FROM orders o JOIN certificates c ON c.serial = o.certificate_serial ",
+        "WHERE o.state = 'processing' AND c.created_at < ? ORDER BY c.created_at, o.id"
+    ))
+    .bind(time_to_db(before)?)
+    .fetch_all(&store.reader)
+    .await
+    .map_err(db)
+}
+
 /// The newest `revoked_at` among `issuer`'s certificates.
 pub(super) async fn last_revocation(
     store: &SqliteStore,

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use cairn_proto::{Problem, ProblemType};
 use cairn_store::{AuthzSource, OrderState, Revocation, Storage, StoreError};
+use time::Duration;
 use tokio::sync::Barrier;
 
 use super::RACERS;
@@ -324,4 +325,33 @@ pub(crate) async fn a_certificate_is_replaced_once_an_order_naming_it_is_valid(
         .unwrap();
     assert!(store.certificate_replaced(replaces).await.unwrap());
     assert!(!store.certificate_replaced("other.AQ").await.unwrap());
+}
+
+pub(crate) async fn stalled_finalizes_are_processing_orders_begun_before_the_cutoff(
+    store: Arc<dyn Storage>,
+) {
+    let alice = account(&store, "alice").await;
+    let mut begun = Vec::new();
+    for (serial, minutes) in [("s1", 0), ("s2", 5), ("s3", 10)] {
+        let order = order(&store, alice.id, &[&format!("{serial}.example.com")]).await;
+        let mut pending = pending_certificate(&order, serial, "ecdsa-1");
+        pending.created_at = NOW + Duration::minutes(minutes);
+        assert!(store.begin_finalize(pending).await.unwrap());
+        begun.push(order.id);
+    }
+    issued_certificate(&store, alice.id, "done", "ecdsa-1", NOW + days(90)).await;
+    assert_eq!(
+        store
+            .stalled_finalizes(NOW + Duration::minutes(6))
+            .await
+            .unwrap(),
+        begun[..2]
+    );
+    let problem = Problem::new(ProblemType::ServerInternal, "interrupted");
+    store.fail_finalize(begun[0], &problem).await.unwrap();
+    assert_eq!(
+        store.stalled_finalizes(NOW + days(1)).await.unwrap(),
+        begun[1..]
+    );
+    assert!(store.stalled_finalizes(NOW).await.unwrap().is_empty());
 }

@@ -49,6 +49,7 @@ macro_rules! conformance_tests {
             concurrent_begin_finalize_has_one_winner,
             complete_finalize_stores_the_certificate,
             fail_finalize_marks_the_order_invalid,
+            stalled_finalizes_are_processing_orders_begun_before_the_cutoff,
             revoke_certificate_records_once,
             revoked_certificates_lists_the_issuers_unexpired_revocations,
             a_certificate_is_replaced_once_an_order_naming_it_is_valid,
