@@ -403,6 +403,7 @@ mod tests {
                 "certificates_revoked_at_by_issuer",
                 "certificates_revoked_by_issuer",
                 "challenges_by_authz",
+                "challenges_processing",
                 "order_authorizations_by_authz",
                 "orders_by_account",
                 "orders_by_replaces",
@@ -423,6 +424,31 @@ mod tests {
                 .any(|row| row.3.contains("authorizations_for_reuse")),
             "{plan:?}"
         );
+        for (query, index) in [
+            (
+                "SELECT o.id FROM orders o JOIN certificates c ON c.serial = o.certificate_serial \
+                 WHERE o.state = 'processing' AND c.created_at < 0 ORDER BY c.created_at, o.id",
+                "orders_processing",
+            ),
+            (
+                "SELECT id FROM challenges WHERE state = 'processing' ORDER BY id",
+                "challenges_processing",
+            ),
+            (
+                "SELECT id FROM orders WHERE account_id = 1 AND id < 100 ORDER BY id DESC LIMIT 50",
+                "orders_by_account (account_id=? AND id<?)",
+            ),
+        ] {
+            let plan: Vec<(i64, i64, i64, String)> =
+                sqlx::query_as(&format!("EXPLAIN QUERY PLAN {query}"))
+                    .fetch_all(&store.reader)
+                    .await
+                    .unwrap();
+            assert!(
+                plan.iter().any(|row| row.3.contains(index)),
+                "{query}: {plan:?}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -187,8 +187,8 @@ pub(super) async fn start_challenge(store: &SqliteStore, id: ChallengeId) -> Res
 pub(super) async fn processing_challenges(store: &SqliteStore) -> Result<Vec<ChallengeId>> {
     let mut tx = store.read().await?;
     let ids: Vec<(ChallengeId,)> =
-        sqlx::query_as("SELECT id FROM challenges WHERE state = ? ORDER BY id")
-            .bind(ChallengeState::Processing.to_db())
+        // The state is written, not bound, so the partial index applies.
+        sqlx::query_as("SELECT id FROM challenges WHERE state = 'processing' ORDER BY id")
             .fetch_all(&mut *tx)
             .await
             .map_err(db)?;

@@ -142,12 +142,13 @@ pub(super) async fn of_account(
     limit: u32,
 ) -> Result<Vec<OrderId>> {
     sqlx::query_scalar(concat!(
-        "SELECT id FROM orders WHERE account_id = ? AND (? IS NULL OR id < ?) ",
+        "SELECT id FROM orders WHERE account_id = ? AND id < ? ",
         "ORDER BY id DESC LIMIT ?"
     ))
     .bind(account)
-    .bind(before)
-    .bind(before)
+    // A plain range on the index (account_id, id), deep pages included;
+    // no cursor is the range below the largest id.
+    .bind(before.unwrap_or(i64::MAX))
     .bind(i64::from(limit))
     .fetch_all(&store.reader)
     .await

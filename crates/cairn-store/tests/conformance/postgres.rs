@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 use cairn_proto::Identifier;
-use cairn_store::{PgStore, Revocation, SqliteStore, Storage};
+use cairn_store::{PgStore, Revocation, Storage};
 use cairn_testkit::postgres::FreshSchema;
 use sqlx::{Connection, PgConnection};
 
@@ -23,19 +23,14 @@ use crate::fixtures::*;
 /// that they also contend for connections.
 const MAX_CONNECTIONS: u32 = 4;
 
-/// A store in a fresh schema, dropped with the guard.
-async fn open_fresh() -> (Arc<dyn Storage>, Option<FreshSchema>) {
-    match FreshSchema::create().await {
-        Some(schema) => {
-            let store = PgStore::open(schema.database_url(), MAX_CONNECTIONS)
-                .await
-                .unwrap();
-            (Arc::new(store), Some(schema))
-        }
-        // Not run on PostgreSQL (FreshSchema said so): the suite's tests
-        // cannot skip, so they pass on a stand-in.
-        None => (Arc::new(SqliteStore::open_in_memory().await.unwrap()), None),
-    }
+/// A store in a fresh schema, dropped with the guard; `None` (the test
+/// says "not run") without a PostgreSQL server.
+async fn open_fresh() -> Option<(Arc<dyn Storage>, FreshSchema)> {
+    let schema = FreshSchema::create().await?;
+    let store = PgStore::open(schema.database_url(), MAX_CONNECTIONS)
+        .await
+        .unwrap();
+    Some((Arc::new(store), schema))
 }
 
 mod fresh_schema {

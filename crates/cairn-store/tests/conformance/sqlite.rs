@@ -12,14 +12,14 @@ use tempfile::TempDir;
 use crate::fixtures::*;
 
 /// A fresh store in a file of its own directory, removed with the guard.
-async fn open_file() -> (Arc<dyn Storage>, TempDir) {
+async fn open_file() -> Option<(Arc<dyn Storage>, TempDir)> {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("ca.db")).await.unwrap();
-    (Arc::new(store), dir)
+    Some((Arc::new(store), dir))
 }
 
-async fn open_memory() -> (Arc<dyn Storage>, ()) {
-    (Arc::new(SqliteStore::open_in_memory().await.unwrap()), ())
+async fn open_memory() -> Option<(Arc<dyn Storage>, ())> {
+    Some((Arc::new(SqliteStore::open_in_memory().await.unwrap()), ()))
 }
 
 mod file {
