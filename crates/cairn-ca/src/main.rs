@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use cairn_ca::app::{self, Overrides};
-use cairn_ca::config::Config;
+use cairn_ca::config::{Config, Database};
 use clap::{Parser, Subcommand};
 
 /// Cairn's ACME (RFC 8555) certificate authority.
@@ -149,11 +149,12 @@ fn load(
 }
 
 async fn migrate(config: Config) -> ExitCode {
-    if let Err(e) = std::fs::create_dir_all(&config.data_dir) {
-        eprintln!(
-            "error: cannot create data directory {}: {e}",
-            config.data_dir.display()
-        );
+    // A new SQLite file needs its directory; PostgreSQL needs nothing local.
+    if let Ok(Database::Sqlite(path)) = config.database()
+        && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Err(e) = std::fs::create_dir_all(dir)
+    {
+        eprintln!("error: cannot create directory {}: {e}", dir.display());
         return ExitCode::FAILURE;
     }
     match app::open_store(&config).await {

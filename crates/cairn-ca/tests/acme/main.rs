@@ -27,6 +27,7 @@ mod directory;
 mod durability;
 mod finalize;
 mod harness;
+mod migrate;
 mod orders;
 mod pki;
 mod pkilint;
