@@ -69,8 +69,12 @@ enum Command {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::CheckConfig { file, dev } => match Config::load(Some(&file), dev) {
-            Ok(config) => {
+            Ok(mut config) => {
                 println!("{} is valid. Effective settings:\n", file.display());
+                // The settings may end up in a terminal log: not the password.
+                config.database = config
+                    .database
+                    .map(|url| cairn_ca::config::redact_password(&url));
                 match toml::to_string_pretty(&config) {
                     Ok(text) => println!("{text}"),
                     Err(e) => eprintln!("(cannot show them: {e})"),

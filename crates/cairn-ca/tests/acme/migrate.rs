@@ -62,3 +62,21 @@ async fn migrate_applies_the_postgres_schema() {
         assert_eq!(code, 0, "{stdout}{stderr}");
     }
 }
+
+#[test]
+fn check_config_does_not_print_the_database_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ca.toml");
+    std::fs::write(
+        &file,
+        "database = \"postgres://ca:hunter2@db:5432/cairn\"\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = cairn_ca(&["check-config", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("postgres://ca:***@db:5432/cairn"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("hunter2"), "{stdout}");
+}
