@@ -11,6 +11,7 @@
 //! Every write returns only after it is durable: a 2xx from the CA rests on it.
 #![forbid(unsafe_code)]
 
+mod codec;
 pub mod model;
 mod postgres;
 mod sqlite;

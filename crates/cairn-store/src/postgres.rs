@@ -30,7 +30,6 @@
 mod accounts;
 mod authorizations;
 mod certificates;
-mod codec;
 mod nonces;
 mod orders;
 

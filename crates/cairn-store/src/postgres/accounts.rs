@@ -2,8 +2,8 @@
 
 use sqlx::PgExecutor;
 
-use super::codec::{DbState, json_from_db, json_to_db, time_from_db, time_to_db};
 use super::{PgStore, db, is_unique_violation};
+use crate::codec::{DbState, json_from_db, json_to_db, time_from_db, time_to_db};
 use crate::model::{Account, AccountId, AccountState, NewAccount};
 use crate::{Result, StoreError};
 

@@ -4,10 +4,10 @@ use cairn_proto::Problem;
 use sqlx::{PgConnection, PgExecutor};
 use time::OffsetDateTime;
 
-use super::codec::{
+use super::{PgStore, db, is_unique_violation};
+use crate::codec::{
     DbState, json_from_db, json_to_db, opt_time_from_db, reason_from_db, time_from_db, time_to_db,
 };
-use super::{PgStore, db, is_unique_violation};
 use crate::model::{
     Certificate, OrderId, OrderState, PendingCertificate, Revocation, RevokedEntry,
 };

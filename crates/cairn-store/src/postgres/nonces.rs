@@ -3,8 +3,8 @@
 
 use time::OffsetDateTime;
 
-use super::codec::time_to_db;
 use super::{PgStore, db};
+use crate::codec::time_to_db;
 use crate::{Result, StoreError};
 
 /// Stores `candidate` as the secret unless one is stored; returns the stored

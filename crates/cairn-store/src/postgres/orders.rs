@@ -4,11 +4,11 @@ use cairn_proto::Problem;
 use sqlx::PgConnection;
 
 use super::authorizations;
-use super::codec::{
+use super::{PgStore, db, end_read};
+use crate::codec::{
     DbState, json_from_db, json_to_db, opt_json_from_db, opt_time_from_db, opt_time_to_db,
     time_from_db, time_to_db,
 };
-use super::{PgStore, db, end_read};
 use crate::model::{AccountId, AuthzId, AuthzSource, NewOrder, Order, OrderId, OrderState};
 use crate::{Result, StoreError};
 

@@ -7,10 +7,10 @@ use cairn_proto::{Identifier, IdentifierType, Problem};
 use sqlx::SqliteConnection;
 use time::OffsetDateTime;
 
-use super::codec::{
+use super::{SqliteStore, db, end_read};
+use crate::codec::{
     DbState, json_to_db, opt_json_from_db, opt_time_from_db, time_from_db, time_to_db,
 };
-use super::{SqliteStore, db, end_read};
 use crate::model::{
     AccountId, Authorization, AuthzId, AuthzState, Challenge, ChallengeId, ChallengeState,
     NewAuthorization, ValidationOutcome,

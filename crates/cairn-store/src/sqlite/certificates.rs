@@ -4,8 +4,10 @@ use cairn_proto::Problem;
 use sqlx::SqliteConnection;
 use time::OffsetDateTime;
 
-use super::codec::{DbState, json_from_db, json_to_db, opt_time_from_db, time_from_db, time_to_db};
 use super::{SqliteStore, db, end_read, is_unique_violation};
+use crate::codec::{
+    DbState, json_from_db, json_to_db, opt_time_from_db, reason_from_db, time_from_db, time_to_db,
+};
 use crate::model::{
     Certificate, OrderId, OrderState, PendingCertificate, Revocation, RevokedEntry,
 };
@@ -317,9 +319,4 @@ async fn order_exists(conn: &mut SqliteConnection, id: OrderId) -> Result<bool> 
         .await
         .map_err(db)?;
     Ok(found.is_some())
-}
-
-fn reason_from_db(reason: i64) -> Result<u8> {
-    u8::try_from(reason)
-        .map_err(|_| StoreError::Backend(format!("stored revocation reason {reason} is invalid")))
 }

@@ -1,7 +1,7 @@
 //! How domain values are written to columns and read back: timestamps as
-//! Unix nanoseconds in BIGINT, states as lowercase text, lists and problems
-//! as JSON text. The same encodings as the SQLite backend's, so a value
-//! reads back identical from either.
+//! Unix nanoseconds (INTEGER in SQLite, BIGINT in PostgreSQL), states as
+//! lowercase text, lists and problems as JSON text. Both backends use these,
+//! so a value reads back identical from either.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -10,47 +10,47 @@ use time::OffsetDateTime;
 use crate::model::{AccountState, AuthzState, ChallengeState, OrderState};
 use crate::{Result, StoreError};
 
-/// A timestamp as BIGINT nanoseconds since the Unix epoch, which holds the
-/// years 1678 to 2262 exactly (a `timestamptz` keeps only microseconds).
-pub(super) fn time_to_db(t: OffsetDateTime) -> Result<i64> {
+/// A timestamp as INTEGER nanoseconds since the Unix epoch, which holds
+/// the years 1678 to 2262 exactly.
+pub(crate) fn time_to_db(t: OffsetDateTime) -> Result<i64> {
     i64::try_from(t.unix_timestamp_nanos()).map_err(|_| {
         StoreError::Backend(format!(
-            "timestamp {t} is outside the years PostgreSQL storage keeps (1678-2262)"
+            "timestamp {t} is outside the years the store keeps (1678-2262)"
         ))
     })
 }
 
-pub(super) fn opt_time_to_db(t: Option<OffsetDateTime>) -> Result<Option<i64>> {
+pub(crate) fn opt_time_to_db(t: Option<OffsetDateTime>) -> Result<Option<i64>> {
     t.map(time_to_db).transpose()
 }
 
-pub(super) fn time_from_db(nanos: i64) -> Result<OffsetDateTime> {
+pub(crate) fn time_from_db(nanos: i64) -> Result<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(nanos))
         .map_err(|e| StoreError::Backend(format!("stored timestamp {nanos} is invalid: {e}")))
 }
 
-pub(super) fn opt_time_from_db(nanos: Option<i64>) -> Result<Option<OffsetDateTime>> {
+pub(crate) fn opt_time_from_db(nanos: Option<i64>) -> Result<Option<OffsetDateTime>> {
     nanos.map(time_from_db).transpose()
 }
 
 /// A serializable value (a list, a problem document) as JSON text.
-pub(super) fn json_to_db<T: Serialize + ?Sized>(value: &T) -> Result<String> {
+pub(crate) fn json_to_db<T: Serialize + ?Sized>(value: &T) -> Result<String> {
     serde_json::to_string(value)
         .map_err(|e| StoreError::Backend(format!("encoding a JSON column: {e}")))
 }
 
-pub(super) fn json_from_db<T: DeserializeOwned>(text: &str) -> Result<T> {
+pub(crate) fn json_from_db<T: DeserializeOwned>(text: &str) -> Result<T> {
     serde_json::from_str(text)
         .map_err(|e| StoreError::Backend(format!("stored JSON is invalid: {e}")))
 }
 
-pub(super) fn opt_json_from_db<T: DeserializeOwned>(text: Option<&str>) -> Result<Option<T>> {
+pub(crate) fn opt_json_from_db<T: DeserializeOwned>(text: Option<&str>) -> Result<Option<T>> {
     text.map(json_from_db).transpose()
 }
 
 /// A stored state enum: its column text, both ways. The texts are the
 /// ones the migrations' CHECK constraints allow.
-pub(super) trait DbState: Sized {
+pub(crate) trait DbState: Sized {
     fn to_db(self) -> &'static str;
     fn from_db(text: &str) -> Result<Self>;
 }
@@ -105,8 +105,9 @@ db_state!(ChallengeState {
     Invalid => "invalid",
 });
 
-/// A CRL reason code (RFC 5280 §5.3.1) as stored in a SMALLINT.
-pub(super) fn reason_from_db(reason: i16) -> Result<u8> {
+/// A CRL reason code (RFC 5280 §5.3.1) as stored.
+pub(crate) fn reason_from_db(reason: impl Into<i64>) -> Result<u8> {
+    let reason = reason.into();
     u8::try_from(reason)
         .map_err(|_| StoreError::Backend(format!("stored revocation reason {reason} is invalid")))
 }
@@ -123,25 +124,39 @@ mod tests {
     fn timestamps_round_trip_to_the_nanosecond() {
         for t in [
             datetime!(2025-03-01 12:34:56.123_456_789 UTC),
+            datetime!(1970-01-01 00:00 UTC),
             datetime!(1969-12-31 23:59:59.999_999_999 UTC),
             datetime!(2262-04-11 23:47:16.854_775_807 UTC),
         ] {
             assert_eq!(time_from_db(time_to_db(t).unwrap()).unwrap(), t);
         }
+    }
+
+    #[test]
+    fn timestamps_keep_the_instant_of_other_offsets() {
+        let t = datetime!(2025-03-01 12:00 +02:00);
+        assert_eq!(
+            time_from_db(time_to_db(t).unwrap()).unwrap(),
+            datetime!(2025-03-01 10:00 UTC)
+        );
+    }
+
+    #[test]
+    fn timestamps_beyond_2262_are_refused() {
         assert!(time_to_db(datetime!(2300-01-01 00:00 UTC)).is_err());
     }
 
     #[test]
     fn states_round_trip_and_unknown_text_is_an_error() {
         for s in [
-            ChallengeState::Pending,
-            ChallengeState::Processing,
-            ChallengeState::Valid,
-            ChallengeState::Invalid,
+            OrderState::Open,
+            OrderState::Processing,
+            OrderState::Valid,
+            OrderState::Invalid,
         ] {
-            assert_eq!(ChallengeState::from_db(s.to_db()).unwrap(), s);
+            assert_eq!(OrderState::from_db(s.to_db()).unwrap(), s);
         }
-        assert!(OrderState::from_db("ready").is_err());
+        assert!(AuthzState::from_db("expired").is_err());
     }
 
     #[test]
@@ -154,8 +169,8 @@ mod tests {
 
     #[test]
     fn reasons_outside_a_byte_are_refused() {
-        assert_eq!(reason_from_db(10).unwrap(), 10);
-        assert!(reason_from_db(256).is_err());
-        assert!(reason_from_db(-1).is_err());
+        assert_eq!(reason_from_db(10_i16).unwrap(), 10);
+        assert!(reason_from_db(256_i64).is_err());
+        assert!(reason_from_db(-1_i16).is_err());
     }
 }
