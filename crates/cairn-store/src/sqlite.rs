@@ -4,8 +4,8 @@
 //!
 //! The database runs in WAL mode with `synchronous = FULL`: a commit
 //! appends its pages to the write-ahead log and fsyncs the log before
-//! `COMMIT` returns, and every [`Storage`] call returns `Ok` only after its
-//! transaction committed. So what a call acknowledged
+//! `COMMIT` returns, and every [`Storage`] call returns `Ok` only after the
+//! transaction holding its write committed. So what a call acknowledged
 //!
 //! - survives `kill -9` of the CA, or a crash of it: the log is on disk and
 //!   the next open reads (and later checkpoints) it;
@@ -18,59 +18,120 @@
 //! database until it is checkpointed: copy it with the main file, or back
 //! up with `VACUUM INTO`.
 //!
-//! # Writers and readers
+//! # Writes: one thread, group commit
 //!
-//! Every write goes through one dedicated connection (a pool of one), in a
-//! `BEGIN IMMEDIATE` transaction. Writes are serialized in the process, so
-//! none is refused with `SQLITE_BUSY` for upgrading a read lock while
-//! another connection writes, and conditional updates (`start_challenge`,
-//! `begin_finalize`) see every earlier write. Another process writing the
-//! same file waits for the lock, up to the busy timeout. Having one writer
-//! also leaves one place where a later change can group several calls into
-//! one commit.
+//! Every write runs on one dedicated thread that owns the only writing
+//! connection. A call hands it a closure and waits. The thread takes every
+//! closure that is waiting (up to [`MAX_GROUP`]), opens one `BEGIN
+//! IMMEDIATE` transaction, runs each closure inside its own `SAVEPOINT`
+//! (released if the closure returned `Ok`, rolled back if it failed or
+//! panicked), then commits once and only then answers every caller. One
+//! fsync so covers all writes that arrived while the previous one ran:
+//! under load the number of commits per second stays near what the disk
+//! can fsync while the writes per second grow with the callers. A caller
+//! that got `Ok` is durable; if the `COMMIT` fails, every caller of that
+//! group gets the error and none of its writes exist.
 //!
-//! Reads use a separate pool of `query_only` connections, which WAL lets
-//! run alongside the writer. A read that takes several statements runs in
-//! one read transaction and so sees one snapshot. A read that starts after
-//! a write returned sees that write.
+//! Writes are serialized in the process, so none is refused with
+//! `SQLITE_BUSY` for upgrading a read lock, and conditional updates
+//! (`start_challenge`, `begin_finalize`) see every earlier write, including
+//! those of the same group. Another process writing the same file waits for
+//! the lock, up to the busy timeout.
+//!
+//! # Reads: on the caller's thread
+//!
+//! Reads use a small set of `query_only` connections, which WAL lets run
+//! alongside the writer. A read takes a free connection and runs on the
+//! calling thread, inside one read transaction, so it sees one snapshot and
+//! costs no hand-over to another thread; the statements are prepared once
+//! per connection and cached. A read that starts after a write returned
+//! sees that write. An in-memory store has a single connection, which
+//! reads and the writer thread take turns on.
 
 mod accounts;
 mod authorizations;
 mod certificates;
+mod migrate;
 mod nonces;
 mod orders;
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use cairn_proto::{Identifier, Problem};
-use sqlx::migrate::Migrator;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{Sqlite, Transaction};
+use rusqlite::Connection;
 use time::OffsetDateTime;
+use tokio::sync::oneshot;
 
 use crate::model::*;
 use crate::{Result, Storage, StoreError};
 
-/// The schema, embedded at build time from `migrations/sqlite`.
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
-
 /// How long a connection waits for another process's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The most writes one commit groups. Each runs in microseconds, so the
+/// bound only keeps one group from holding its callers for long.
+const MAX_GROUP: usize = 256;
+
+/// Prepared statements each connection keeps (the queries of this module
+/// number about sixty).
+const STATEMENT_CACHE: usize = 96;
+
 /// The SQLite backend. Cloning is cheap and shares the connections.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SqliteStore {
-    /// The only connection that writes: a pool of exactly one.
-    writer: SqlitePool,
-    /// Connections for reads. For an in-memory store this is `writer`,
-    /// since each in-memory connection would see its own database.
-    reader: SqlitePool,
+    inner: Arc<Inner>,
 }
+
+struct Inner {
+    /// Hands closures to the writer thread; `None` once closed.
+    writes: Mutex<Option<mpsc::Sender<WriteJob>>>,
+    /// The writer thread, joined by [`SqliteStore::close`].
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Connections for reads; for an in-memory store, the writer's own.
+    readers: Vec<Arc<Mutex<Option<Connection>>>>,
+    /// Where the next read starts looking for a free connection.
+    next_reader: AtomicUsize,
+    counts: Arc<Counts>,
+}
+
+/// What the writer did since the store opened.
+#[derive(Default)]
+struct Counts {
+    /// Writes handed to the writer thread.
+    writes: AtomicU64,
+    /// Transactions it committed for them.
+    commits: AtomicU64,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("readers", &self.inner.readers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A write waiting for the writer thread: it runs the caller's closure and
+/// returns how it went and how to answer the caller once the group's
+/// commit is known.
+/// Given no connection, it does not run the closure and answers with the
+/// error passed to `answer`.
+type WriteJob = Box<dyn FnOnce(Option<&Connection>) -> Ran + Send>;
+
+struct Ran {
+    /// Whether the closure returned `Ok` (its savepoint is kept).
+    ok: bool,
+    answer: Answer,
+}
+
+/// Sends the caller its result, or the error that kept its group from
+/// committing.
+type Answer = Box<dyn FnOnce(Option<&str>) + Send>;
 
 impl SqliteStore {
     /// Opens the database at `path`, creating the file if it is missing
@@ -87,107 +148,308 @@ impl SqliteStore {
                 dir.display()
             )));
         }
-
-        let base = SqliteConnectOptions::new()
-            .filename(path)
-            .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
-        let writer_options = base
-            .clone()
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full);
-        let writer = single_connection_pool()
-            .connect_with(writer_options)
-            .await
-            .map_err(|e| {
-                StoreError::Backend(format!("cannot open the database {}: {e}", path.display()))
-            })?;
-
-        let readers = std::thread::available_parallelism()
+        let path = path.to_owned();
+        // One per thread that may read at once (the runtime's workers),
+        // and one spare, so a read rarely waits for a connection.
+        let reader_count = std::thread::available_parallelism()
             .map_or(4, |n| n.get())
-            .clamp(2, 16);
-        let reader = SqlitePoolOptions::new()
-            .max_connections(u32::try_from(readers).unwrap_or(16))
-            .test_before_acquire(false)
-            .connect_lazy_with(base.pragma("query_only", "ON"));
-
-        let store = Self { writer, reader };
-        store.migrate().await?;
-        tracing::info!(path = %path.display(), readers, "opened the SQLite store");
-        Ok(store)
+            .clamp(2, 8)
+            + 1;
+        let (writer, reader_connections) =
+            tokio::task::spawn_blocking(move || -> Result<_> {
+                let cannot =
+                    |e: rusqlite::Error| format!("cannot open the database {}: {e}", path.display());
+                let writer = Connection::open(&path).map_err(|e| StoreError::Backend(cannot(e)))?;
+                configure(&writer).map_err(|e| StoreError::Backend(cannot(e)))?;
+                writer
+                    .pragma_update(None, "journal_mode", "WAL")
+                    .and_then(|()| writer.pragma_update(None, "synchronous", "FULL"))
+                    .map_err(|e| StoreError::Backend(cannot(e)))?;
+                migrate::run(&writer)?;
+                let mut readers = Vec::with_capacity(reader_count);
+                for _ in 0..reader_count {
+                    let reader = Connection::open(&path)
+                    .and_then(|c| configure(&c).map(|()| c))
+                    .and_then(|c| c.pragma_update(None, "query_only", "ON").map(|()| c))
+                    .map_err(|e| StoreError::Backend(cannot(e)))?;
+                    readers.push(Arc::new(Mutex::new(Some(reader))));
+                }
+                tracing::info!(path = %path.display(), readers = readers.len(), "opened the SQLite store");
+                Ok((writer, readers))
+            })
+            .await
+            .map_err(|e| StoreError::Backend(format!("opening the database: {e}")))??;
+        Ok(Self::start(
+            Arc::new(Mutex::new(Some(writer))),
+            reader_connections,
+        ))
     }
 
-    /// A fresh, empty database in memory, migrated: for tests. All calls
-    /// share one connection, so reads wait for writes.
+    /// A fresh, empty database in memory, migrated: for tests. Reads and
+    /// writes share its one connection.
     pub async fn open_in_memory() -> Result<Self> {
-        let options = SqliteConnectOptions::from_str("sqlite::memory:")
-            .map_err(db)?
-            .foreign_keys(true);
-        let pool = single_connection_pool()
-            .connect_with(options)
-            .await
-            .map_err(db)?;
-        let store = Self {
-            writer: pool.clone(),
-            reader: pool,
+        let conn = Connection::open_in_memory().map_err(db)?;
+        configure(&conn).map_err(db)?;
+        migrate::run(&conn)?;
+        let conn = Arc::new(Mutex::new(Some(conn)));
+        Ok(Self::start(conn.clone(), vec![conn]))
+    }
+
+    fn start(
+        writer: Arc<Mutex<Option<Connection>>>,
+        readers: Vec<Arc<Mutex<Option<Connection>>>>,
+    ) -> Self {
+        let (sender, jobs) = mpsc::channel();
+        let counts = Arc::new(Counts::default());
+        let thread = {
+            let counts = counts.clone();
+            std::thread::Builder::new()
+                .name("sqlite-writer".into())
+                .spawn(move || write_groups(&writer, &jobs, &counts))
+                .ok()
         };
-        store.migrate().await?;
-        Ok(store)
+        Self {
+            inner: Arc::new(Inner {
+                writes: Mutex::new(thread.is_some().then_some(sender)),
+                writer: Mutex::new(thread),
+                readers,
+                next_reader: AtomicUsize::new(0),
+                counts,
+            }),
+        }
     }
 
     /// Applies the migrations this build knows and the database lacks.
     /// [`SqliteStore::open`] already does; calling it again does nothing.
     pub async fn migrate(&self) -> Result<()> {
-        MIGRATOR
-            .run(&self.writer)
-            .await
-            .map_err(|e| StoreError::Backend(format!("migrating the SQLite schema: {e}")))
+        self.write(migrate::run_in_transaction).await
     }
 
-    /// Closes every connection, waiting for them to finish; SQLite then
-    /// checkpoints the write-ahead log into the main file. Calls made
-    /// afterwards fail.
+    /// How many writes the store took and in how many commits, since it
+    /// opened: their ratio is the mean size of a commit group.
+    pub fn write_counts(&self) -> (u64, u64) {
+        let counts = &self.inner.counts;
+        (
+            counts.writes.load(Ordering::Relaxed),
+            counts.commits.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Waits for the writes handed over so far, then closes every
+    /// connection; SQLite checkpoints the write-ahead log into the main
+    /// file as the last one closes. Calls made afterwards fail.
     pub async fn close(&self) {
-        self.reader.close().await;
-        self.writer.close().await;
+        drop(lock(&self.inner.writes).take());
+        let thread = lock(&self.inner.writer).take();
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+        for reader in &self.inner.readers {
+            drop(lock(reader).take());
+        }
     }
 
-    /// A write transaction on the writer connection, holding the write
-    /// lock from its first statement. Dropping it uncommitted rolls back.
-    async fn write(&self) -> Result<Transaction<'static, Sqlite>> {
-        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db)
+    /// Runs `f` as one write in the next group commit; returns its result
+    /// once the group is durable. If `f` fails, what it wrote is undone and
+    /// the rest of the group is unaffected.
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel::<Result<T>>();
+        let job: WriteJob = Box::new(move |conn| {
+            let Some(conn) = conn else {
+                return Ran {
+                    ok: false,
+                    answer: Box::new(move |error| {
+                        let error = error.unwrap_or("the write was not run");
+                        let _ = reply.send(Err(StoreError::Backend(error.to_owned())));
+                    }),
+                };
+            };
+            let result = f(conn);
+            Ran {
+                ok: result.is_ok(),
+                answer: Box::new(move |commit_error| {
+                    let result = match commit_error {
+                        Some(e) if result.is_ok() => Err(StoreError::Backend(e.to_owned())),
+                        _ => result,
+                    };
+                    let _ = reply.send(result);
+                }),
+            }
+        });
+        let sent = lock(&self.inner.writes)
+            .as_ref()
+            .is_some_and(|writes| writes.send(job).is_ok());
+        if sent {
+            self.inner.counts.writes.fetch_add(1, Ordering::Relaxed);
+        }
+        if !sent {
+            return Err(closed());
+        }
+        answer.await.map_err(|_| closed())?
     }
 
-    /// A read transaction: one snapshot for the statements run in it.
-    async fn read(&self) -> Result<Transaction<'static, Sqlite>> {
-        self.reader.begin().await.map_err(db)
+    /// Runs `f` in a read transaction on a reader connection, on this
+    /// thread: one snapshot for all its statements.
+    pub(crate) async fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let readers = &self.inner.readers;
+        let start = self.inner.next_reader.fetch_add(1, Ordering::Relaxed);
+        let mut guard = None;
+        for i in 0..readers.len() {
+            if let Ok(g) = readers[(start + i) % readers.len()].try_lock() {
+                guard = Some(g);
+                break;
+            }
+        }
+        let guard = match guard {
+            Some(guard) => guard,
+            None => lock(&readers[start % readers.len()]),
+        };
+        let conn = guard.as_ref().ok_or_else(closed)?;
+        if !conn.is_autocommit() {
+            // A read that panicked left its snapshot open.
+            run(conn, "ROLLBACK").map_err(db)?;
+        }
+        run(conn, "BEGIN").map_err(db)?;
+        let result = f(conn);
+        // Nothing was written: ending the snapshot cannot lose data.
+        let ended = run(conn, if result.is_ok() { "COMMIT" } else { "ROLLBACK" });
+        let result = result?;
+        ended.map_err(db)?;
+        Ok(result)
     }
 }
 
-/// A pool that keeps exactly one connection open for its whole life.
-fn single_connection_pool() -> SqlitePoolOptions {
-    SqlitePoolOptions::new()
-        .max_connections(1)
-        .min_connections(1)
-        .idle_timeout(None)
-        .max_lifetime(None)
-        .test_before_acquire(false)
+/// Settings every connection gets.
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(())
+}
+
+/// The writer thread: runs groups until every sender is gone or the store
+/// is closed, then drops its connection.
+fn write_groups(
+    conn: &Mutex<Option<Connection>>,
+    jobs: &mpsc::Receiver<WriteJob>,
+    counts: &Counts,
+) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = Vec::with_capacity(8);
+        group.push(first);
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let guard = lock(conn);
+        match guard.as_ref() {
+            Some(conn) => commit_group(conn, group, counts),
+            None => {
+                for job in group {
+                    fail_unrun(job, "the SQLite store is closed");
+                }
+            }
+        }
+    }
+    drop(lock(conn).take());
+    tracing::info!(
+        writes = counts.writes.load(Ordering::Relaxed),
+        commits = counts.commits.load(Ordering::Relaxed),
+        "closed the SQLite store"
+    );
+}
+
+/// One transaction for `group`, a savepoint for each write in it.
+fn commit_group(conn: &Connection, group: Vec<WriteJob>, counts: &Counts) {
+    if let Err(e) = run(conn, "BEGIN IMMEDIATE") {
+        let message = format!("starting a write transaction: {e}");
+        for job in group {
+            fail_unrun(job, &message);
+        }
+        return;
+    }
+    let mut answers = Vec::with_capacity(group.len());
+    for job in group {
+        if let Err(e) = run(conn, "SAVEPOINT write") {
+            fail_unrun(job, &format!("starting a savepoint: {e}"));
+            continue;
+        }
+        let ran = catch_unwind(AssertUnwindSafe(|| job(Some(conn))));
+        let kept = matches!(&ran, Ok(ran) if ran.ok);
+        let ended = if kept {
+            run(conn, "RELEASE write")
+        } else {
+            run(conn, "ROLLBACK TO write").and_then(|()| run(conn, "RELEASE write"))
+        };
+        if let Err(e) = ended {
+            tracing::error!(error = %e, "ending a savepoint failed");
+        }
+        match ran {
+            Ok(ran) => answers.push(ran.answer),
+            Err(_) => tracing::error!("a write panicked; it was rolled back"),
+        }
+    }
+    match run(conn, "COMMIT") {
+        Ok(()) => {
+            counts.commits.fetch_add(1, Ordering::Relaxed);
+            for answer in answers {
+                answer(None);
+            }
+        }
+        Err(e) => {
+            let message = format!("committing: {e}");
+            tracing::error!(error = %e, writes = answers.len(), "a group commit failed");
+            if !conn.is_autocommit() {
+                let _ = run(conn, "ROLLBACK");
+            }
+            for answer in answers {
+                answer(Some(&message));
+            }
+        }
+    }
+}
+
+/// Answers a write that was not run with `message`.
+fn fail_unrun(job: WriteJob, message: &str) {
+    (job(None).answer)(Some(message));
+}
+
+/// Runs one statement without parameters or rows, prepared once.
+fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(drop)
+}
+
+/// Locks `mutex`, going on if a panic poisoned it: the data it guards
+/// (a connection between transactions, a sender) stays consistent.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn closed() -> StoreError {
+    StoreError::Backend("the SQLite store is closed, or its writer thread stopped".into())
 }
 
 /// A backend failure, for logs.
-fn db(e: sqlx::Error) -> StoreError {
+fn db(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
 /// Whether `e` is a UNIQUE (or PRIMARY KEY) constraint refusing a write.
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
-}
-
-/// Ends a read transaction. Nothing was written, so this cannot lose data.
-async fn end_read(tx: Transaction<'static, Sqlite>) -> Result<()> {
-    tx.commit().await.map_err(db)
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+    )
 }
 
 #[async_trait]
@@ -353,18 +615,9 @@ mod tests {
 
     use super::*;
 
-    async fn text_pragma(pool: &SqlitePool, name: &str) -> String {
-        sqlx::query_scalar(&format!("PRAGMA {name}"))
-            .fetch_one(pool)
-            .await
-            .unwrap()
-    }
-
-    async fn int_pragma(pool: &SqlitePool, name: &str) -> i64 {
-        sqlx::query_scalar(&format!("PRAGMA {name}"))
-            .fetch_one(pool)
-            .await
-            .unwrap()
+    fn int_pragma(conn: &Connection, name: &str) -> Result<i64> {
+        conn.pragma_query_value(None, name, |row| row.get(0))
+            .map_err(db)
     }
 
     #[tokio::test]
@@ -372,28 +625,197 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("ca.db")).await.unwrap();
 
-        assert_eq!(text_pragma(&store.writer, "journal_mode").await, "wal");
-        assert_eq!(int_pragma(&store.writer, "synchronous").await, 2, "FULL");
-        assert_eq!(int_pragma(&store.writer, "foreign_keys").await, 1);
-        assert_eq!(int_pragma(&store.writer, "busy_timeout").await, 5000);
-        assert_eq!(store.writer.options().get_max_connections(), 1);
+        let (journal, synchronous, foreign_keys, busy) = store
+            .write(|conn| {
+                let journal: String = conn
+                    .pragma_query_value(None, "journal_mode", |row| row.get(0))
+                    .map_err(db)?;
+                Ok((
+                    journal,
+                    int_pragma(conn, "synchronous")?,
+                    int_pragma(conn, "foreign_keys")?,
+                    int_pragma(conn, "busy_timeout")?,
+                ))
+            })
+            .await
+            .unwrap();
+        assert_eq!(journal, "wal");
+        assert_eq!(synchronous, 2, "FULL");
+        assert_eq!(foreign_keys, 1);
+        assert_eq!(busy, 5000);
 
-        assert_eq!(int_pragma(&store.reader, "query_only").await, 1);
-        assert_eq!(int_pragma(&store.reader, "busy_timeout").await, 5000);
-        let write = sqlx::query("DELETE FROM accounts")
-            .execute(&store.reader)
+        for _ in 0..store.inner.readers.len() {
+            let (query_only, busy) = store
+                .read(|conn| {
+                    Ok((
+                        int_pragma(conn, "query_only")?,
+                        int_pragma(conn, "busy_timeout")?,
+                    ))
+                })
+                .await
+                .unwrap();
+            assert_eq!((query_only, busy), (1, 5000));
+            let write = store
+                .read(|conn| conn.execute("DELETE FROM accounts", []).map_err(db))
+                .await;
+            assert!(write.is_err(), "a reader connection wrote");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_is_undone_and_its_group_commits() {
+        let store = SqliteStore::open_in_memory().await.unwrap();
+        let insert = |secret: &'static [u8], fail: bool| {
+            let store = store.clone();
+            async move {
+                store
+                    .write(move |conn| {
+                        conn.execute(
+                            "INSERT INTO used_nonces (id, expires) VALUES (?, 0)",
+                            [secret],
+                        )
+                        .map_err(db)?;
+                        if fail {
+                            return Err(StoreError::Conflict("refused".into()));
+                        }
+                        Ok(())
+                    })
+                    .await
+            }
+        };
+        let (a, b, c) = tokio::join!(insert(b"a", false), insert(b"b", true), insert(b"c", false));
+        assert!(a.is_ok() && c.is_ok(), "{a:?} {c:?}");
+        assert!(matches!(b, Err(StoreError::Conflict(_))), "{b:?}");
+
+        let panicked = store
+            .write(|conn| -> Result<()> {
+                conn.execute(
+                    "INSERT INTO used_nonces (id, expires) VALUES (x'64', 0)",
+                    [],
+                )
+                .map_err(db)?;
+                panic!("a write that panics");
+            })
             .await;
-        assert!(write.is_err(), "a reader connection wrote");
+        assert!(panicked.is_err());
+
+        let ids: Vec<Vec<u8>> = store
+            .read(|conn| {
+                let mut select = conn
+                    .prepare("SELECT id FROM used_nonces ORDER BY id")
+                    .map_err(db)?;
+                let rows = select.query_map([], |row| row.get(0)).map_err(db)?;
+                rows.collect::<rusqlite::Result<_>>().map_err(db)
+            })
+            .await
+            .unwrap();
+        assert_eq!(ids, [b"a".to_vec(), b"c".to_vec()]);
+        assert!(store.write(|_| Ok(())).await.is_ok(), "the writer survived");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn writes_that_wait_together_share_one_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("ca.db")).await.unwrap();
+
+        // Hold the writer thread until 50 more writes are waiting for it.
+        let (release, hold) = mpsc::channel::<()>();
+        let (running, started) = oneshot::channel::<()>();
+        let blocker = tokio::spawn({
+            let store = store.clone();
+            async move {
+                store
+                    .write(move |_| {
+                        running.send(()).ok();
+                        hold.recv().ok();
+                        Ok(())
+                    })
+                    .await
+            }
+        });
+        started.await.unwrap();
+        let writes: Vec<_> = (0..50u32)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .write(move |conn| {
+                            conn.execute(
+                                "INSERT INTO used_nonces (id, expires) VALUES (?, 0)",
+                                [i.to_be_bytes().to_vec()],
+                            )
+                            .map_err(db)
+                        })
+                        .await
+                })
+            })
+            .collect();
+        while store.write_counts().0 < 51 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        release.send(()).unwrap();
+        blocker.await.unwrap().unwrap();
+        for write in writes {
+            assert_eq!(write.await.unwrap().unwrap(), 1);
+        }
+        let (writes, commits) = store.write_counts();
+        assert_eq!(writes, 51);
+        assert_eq!(commits, 2, "the 50 waiting writes were one group");
+
+        let count: i64 = store
+            .read(|conn| {
+                conn.query_row("SELECT count(*) FROM used_nonces", [], |row| row.get(0))
+                    .map_err(db)
+            })
+            .await
+            .unwrap();
+        assert_eq!(count, 50);
+        store.close().await;
+        assert!(
+            store.write(|_| Ok(())).await.is_err(),
+            "a closed store wrote"
+        );
+        assert!(store.read(|_| Ok(())).await.is_err(), "a closed store read");
+        let reopened = SqliteStore::open(&dir.path().join("ca.db")).await.unwrap();
+        let count: i64 = reopened
+            .read(|conn| {
+                conn.query_row("SELECT count(*) FROM used_nonces", [], |row| row.get(0))
+                    .map_err(db)
+            })
+            .await
+            .unwrap();
+        assert_eq!(count, 50, "the group is durable");
+    }
+
+    async fn strings(store: &SqliteStore, sql: &str) -> Vec<String> {
+        store
+            .read(|conn| {
+                let mut select = conn.prepare(sql).map_err(db)?;
+                let rows = select.query_map([], |row| row.get(0)).map_err(db)?;
+                rows.collect::<rusqlite::Result<_>>().map_err(db)
+            })
+            .await
+            .unwrap()
+    }
+
+    /// The `detail` column of the plan of `query`.
+    async fn query_plan(store: &SqliteStore, query: &str) -> Vec<String> {
+        store
+            .read(|conn| {
+                let mut select = conn
+                    .prepare(&format!("EXPLAIN QUERY PLAN {query}"))
+                    .map_err(db)?;
+                let rows = select.query_map([], |row| row.get(3)).map_err(db)?;
+                rows.collect::<rusqlite::Result<_>>().map_err(db)
+            })
+            .await
+            .unwrap()
     }
 
     #[tokio::test]
     async fn the_schema_has_what_the_queries_rely_on() {
         let store = SqliteStore::open_in_memory().await.unwrap();
-        let indexes: Vec<String> =
-            sqlx::query_scalar("SELECT name FROM sqlite_schema WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name")
-                .fetch_all(&store.reader)
-                .await
-                .unwrap();
+        let indexes = strings(&store, "SELECT name FROM sqlite_schema WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name").await;
         assert_eq!(
             indexes,
             [
@@ -410,17 +832,15 @@ mod tests {
                 "used_nonces_by_expiry",
             ]
         );
-        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(concat!(
-            "EXPLAIN QUERY PLAN SELECT id FROM authorizations ",
+        let plan = query_plan(&store, concat!(
+            "SELECT id FROM authorizations ",
             "WHERE account_id = 1 AND identifier_type = 'dns' AND identifier_value = 'example.com' ",
             "AND wildcard = 0 AND state = 'valid' AND expires > 0 ORDER BY id DESC LIMIT 1"
         ))
-        .fetch_all(&store.reader)
-        .await
-        .unwrap();
+        .await;
         assert!(
             plan.iter()
-                .any(|row| row.3.contains("authorizations_for_reuse")),
+                .any(|row| row.contains("authorizations_for_reuse")),
             "{plan:?}"
         );
         for (query, index) in [
@@ -438,13 +858,9 @@ mod tests {
                 "orders_by_account (account_id=? AND id<?)",
             ),
         ] {
-            let plan: Vec<(i64, i64, i64, String)> =
-                sqlx::query_as(&format!("EXPLAIN QUERY PLAN {query}"))
-                    .fetch_all(&store.reader)
-                    .await
-                    .unwrap();
+            let plan = query_plan(&store, query).await;
             assert!(
-                plan.iter().any(|row| row.3.contains(index)),
+                plan.iter().any(|row| row.contains(index)),
                 "{query}: {plan:?}"
             );
         }

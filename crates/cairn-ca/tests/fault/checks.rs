@@ -18,14 +18,18 @@ use crate::nodes::{Backend, FINALIZE_TIMEOUT, HOST, Nodes, node_ip};
 
 /// The store and a raw connection to the nodes' database.
 enum Db {
-    Sqlite(sqlx::SqlitePool),
+    Sqlite(std::sync::Mutex<rusqlite::Connection>),
     Postgres(sqlx::PgPool),
 }
 
 impl Db {
     async fn scalar(&self, sql: &str) -> i64 {
         match self {
-            Self::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+            Self::Sqlite(conn) => conn
+                .lock()
+                .unwrap()
+                .query_row(sql, [], |row| row.get(0))
+                .unwrap(),
             Self::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
         }
     }
@@ -35,11 +39,9 @@ pub(crate) async fn check_everything(nodes: &Nodes, told: &Told) {
     let (store, db): (Arc<dyn Storage>, Db) = match &nodes.backend {
         Backend::Sqlite => (
             Arc::new(SqliteStore::open(&nodes.sqlite_path()).await.unwrap()),
-            Db::Sqlite(
-                sqlx::SqlitePool::connect(&format!("sqlite://{}", nodes.sqlite_path().display()))
-                    .await
-                    .unwrap(),
-            ),
+            Db::Sqlite(std::sync::Mutex::new(
+                rusqlite::Connection::open(nodes.sqlite_path()).unwrap(),
+            )),
         ),
         Backend::Postgres(schema) => (
             Arc::new(PgStore::open(schema.database_url(), 2).await.unwrap()),

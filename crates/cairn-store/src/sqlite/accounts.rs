@@ -1,8 +1,8 @@
 //! Accounts (RFC 8555 §7.3).
 
-use sqlx::SqliteConnection;
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{SqliteStore, db, end_read, is_unique_violation};
+use super::{SqliteStore, db, is_unique_violation};
 use crate::codec::{DbState, json_from_db, json_to_db, time_from_db, time_to_db};
 use crate::model::{Account, AccountId, AccountState, NewAccount};
 use crate::{Result, StoreError};
@@ -15,7 +15,6 @@ macro_rules! account_columns {
 }
 
 /// An `accounts` row as stored.
-#[derive(sqlx::FromRow)]
 struct AccountRow {
     id: i64,
     jwk: String,
@@ -27,6 +26,18 @@ struct AccountRow {
 }
 
 impl AccountRow {
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            jwk: row.get(1)?,
+            thumbprint: row.get(2)?,
+            contact: row.get(3)?,
+            status: row.get(4)?,
+            terms_agreed: row.get(5)?,
+            created_at: row.get(6)?,
+        })
+    }
+
     fn into_account(self) -> Result<Account> {
         Ok(Account {
             id: self.id,
@@ -42,57 +53,73 @@ impl AccountRow {
 
 /// Inserts the account unless its thumbprint is taken; either way returns
 /// the account holding the thumbprint. The insert and the lookup share one
-/// write transaction, so concurrent calls create one account.
+/// write, so concurrent calls create one account.
 pub(super) async fn create(store: &SqliteStore, new: NewAccount) -> Result<(Account, bool)> {
-    let mut tx = store.write().await?;
-    let inserted: Option<AccountRow> = sqlx::query_as(concat!(
-        "INSERT INTO accounts (jwk, thumbprint, contact, status, terms_agreed, created_at) ",
-        "VALUES (?, ?, ?, ?, ?, ?) ",
-        "ON CONFLICT (thumbprint) DO NOTHING ",
-        "RETURNING ",
-        account_columns!()
-    ))
-    .bind(&new.jwk)
-    .bind(&new.thumbprint)
-    .bind(json_to_db(&new.contact)?)
-    .bind(AccountState::Valid.to_db())
-    .bind(new.terms_agreed)
-    .bind(time_to_db(new.created_at)?)
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(db)?;
-    let (row, created) = match inserted {
-        Some(row) => (row, true),
-        None => {
-            let existing = select_by_thumbprint(&mut tx, &new.thumbprint)
-                .await?
-                .ok_or_else(|| {
-                    StoreError::Backend(
-                        "an account thumbprint conflicted, then was not found".into(),
-                    )
-                })?;
-            (existing, false)
-        }
-    };
-    tx.commit().await.map_err(db)?;
-    Ok((row.into_account()?, created))
+    let contact = json_to_db(&new.contact)?;
+    let created_at = time_to_db(new.created_at)?;
+    store
+        .write(move |conn| {
+            let inserted = conn
+                .prepare_cached(concat!(
+                    "INSERT INTO accounts (jwk, thumbprint, contact, status, terms_agreed, created_at) ",
+                    "VALUES (?, ?, ?, ?, ?, ?) ",
+                    "ON CONFLICT (thumbprint) DO NOTHING ",
+                    "RETURNING ",
+                    account_columns!()
+                ))
+                .and_then(|mut insert| {
+                    insert
+                        .query_row(
+                            params![
+                                new.jwk,
+                                new.thumbprint,
+                                contact,
+                                AccountState::Valid.to_db(),
+                                new.terms_agreed,
+                                created_at
+                            ],
+                            AccountRow::from_row,
+                        )
+                        .optional()
+                })
+                .map_err(db)?;
+            let (row, created) = match inserted {
+                Some(row) => (row, true),
+                None => {
+                    let existing = select_by_thumbprint(conn, &new.thumbprint)?.ok_or_else(|| {
+                        StoreError::Backend(
+                            "an account thumbprint conflicted, then was not found".into(),
+                        )
+                    })?;
+                    (existing, false)
+                }
+            };
+            Ok((row.into_account()?, created))
+        })
+        .await
 }
 
 pub(super) async fn by_id(store: &SqliteStore, id: AccountId) -> Result<Option<Account>> {
-    let mut tx = store.read().await?;
-    let row = select_by_id(&mut tx, id).await?;
-    end_read(tx).await?;
-    row.map(AccountRow::into_account).transpose()
+    store
+        .read(|conn| {
+            select_by_id(conn, id)?
+                .map(AccountRow::into_account)
+                .transpose()
+        })
+        .await
 }
 
 pub(super) async fn by_thumbprint(
     store: &SqliteStore,
     thumbprint: &str,
 ) -> Result<Option<Account>> {
-    let mut tx = store.read().await?;
-    let row = select_by_thumbprint(&mut tx, thumbprint).await?;
-    end_read(tx).await?;
-    row.map(AccountRow::into_account).transpose()
+    store
+        .read(|conn| {
+            select_by_thumbprint(conn, thumbprint)?
+                .map(AccountRow::into_account)
+                .transpose()
+        })
+        .await
 }
 
 pub(super) async fn update_contact(
@@ -100,37 +127,44 @@ pub(super) async fn update_contact(
     id: AccountId,
     contact: &[String],
 ) -> Result<Account> {
-    let mut tx = store.write().await?;
-    let row: Option<AccountRow> = sqlx::query_as(concat!(
-        "UPDATE accounts SET contact = ? WHERE id = ? RETURNING ",
-        account_columns!()
-    ))
-    .bind(json_to_db(contact)?)
-    .bind(id)
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(db)?;
-    let row = row.ok_or(StoreError::NotFound("account"))?;
-    tx.commit().await.map_err(db)?;
-    row.into_account()
+    let contact = json_to_db(contact)?;
+    store
+        .write(move |conn| {
+            conn.prepare_cached(concat!(
+                "UPDATE accounts SET contact = ? WHERE id = ? RETURNING ",
+                account_columns!()
+            ))
+            .and_then(|mut update| {
+                update
+                    .query_row(params![contact, id], AccountRow::from_row)
+                    .optional()
+            })
+            .map_err(db)?
+            .ok_or(StoreError::NotFound("account"))?
+            .into_account()
+        })
+        .await
 }
 
 /// Deactivates a valid account. A deactivated account stays as it is; so
 /// does a revoked one, which the caller sees in the returned status.
 pub(super) async fn deactivate(store: &SqliteStore, id: AccountId) -> Result<Account> {
-    let mut tx = store.write().await?;
-    sqlx::query("UPDATE accounts SET status = ? WHERE id = ? AND status = ?")
-        .bind(AccountState::Deactivated.to_db())
-        .bind(id)
-        .bind(AccountState::Valid.to_db())
-        .execute(&mut *tx)
+    store
+        .write(move |conn| {
+            conn.prepare_cached("UPDATE accounts SET status = ? WHERE id = ? AND status = ?")
+                .and_then(|mut update| {
+                    update.execute(params![
+                        AccountState::Deactivated.to_db(),
+                        id,
+                        AccountState::Valid.to_db()
+                    ])
+                })
+                .map_err(db)?;
+            select_by_id(conn, id)?
+                .ok_or(StoreError::NotFound("account"))?
+                .into_account()
+        })
         .await
-        .map_err(db)?;
-    let row = select_by_id(&mut tx, id)
-        .await?
-        .ok_or(StoreError::NotFound("account"))?;
-    tx.commit().await.map_err(db)?;
-    row.into_account()
 }
 
 pub(super) async fn change_key(
@@ -139,51 +173,52 @@ pub(super) async fn change_key(
     new_jwk: &str,
     new_thumbprint: &str,
 ) -> Result<Account> {
-    let mut tx = store.write().await?;
-    let row: Option<AccountRow> = sqlx::query_as(concat!(
-        "UPDATE accounts SET jwk = ?, thumbprint = ? WHERE id = ? RETURNING ",
-        account_columns!()
-    ))
-    .bind(new_jwk)
-    .bind(new_thumbprint)
-    .bind(id)
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(|e| {
-        if is_unique_violation(&e) {
-            StoreError::Conflict("another account already uses this key".into())
-        } else {
-            db(e)
-        }
-    })?;
-    let row = row.ok_or(StoreError::NotFound("account"))?;
-    tx.commit().await.map_err(db)?;
-    row.into_account()
+    let new_jwk = new_jwk.to_owned();
+    let new_thumbprint = new_thumbprint.to_owned();
+    store
+        .write(move |conn| {
+            conn.prepare_cached(concat!(
+                "UPDATE accounts SET jwk = ?, thumbprint = ? WHERE id = ? RETURNING ",
+                account_columns!()
+            ))
+            .and_then(|mut update| {
+                update
+                    .query_row(params![new_jwk, new_thumbprint, id], AccountRow::from_row)
+                    .optional()
+            })
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    StoreError::Conflict("another account already uses this key".into())
+                } else {
+                    db(e)
+                }
+            })?
+            .ok_or(StoreError::NotFound("account"))?
+            .into_account()
+        })
+        .await
 }
 
-async fn select_by_id(conn: &mut SqliteConnection, id: AccountId) -> Result<Option<AccountRow>> {
-    sqlx::query_as(concat!(
+fn select_by_id(conn: &Connection, id: AccountId) -> Result<Option<AccountRow>> {
+    conn.prepare_cached(concat!(
         "SELECT ",
         account_columns!(),
         " FROM accounts WHERE id = ?"
     ))
-    .bind(id)
-    .fetch_optional(conn)
-    .await
+    .and_then(|mut select| select.query_row([id], AccountRow::from_row).optional())
     .map_err(db)
 }
 
-async fn select_by_thumbprint(
-    conn: &mut SqliteConnection,
-    thumbprint: &str,
-) -> Result<Option<AccountRow>> {
-    sqlx::query_as(concat!(
+fn select_by_thumbprint(conn: &Connection, thumbprint: &str) -> Result<Option<AccountRow>> {
+    conn.prepare_cached(concat!(
         "SELECT ",
         account_columns!(),
         " FROM accounts WHERE thumbprint = ?"
     ))
-    .bind(thumbprint)
-    .fetch_optional(conn)
-    .await
+    .and_then(|mut select| {
+        select
+            .query_row([thumbprint], AccountRow::from_row)
+            .optional()
+    })
     .map_err(db)
 }

@@ -4,10 +4,10 @@ use std::collections::HashMap;
 
 use cairn_proto::objects::ChallengeType;
 use cairn_proto::{Identifier, IdentifierType, Problem};
-use sqlx::SqliteConnection;
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use time::OffsetDateTime;
 
-use super::{SqliteStore, db, end_read};
+use super::{SqliteStore, db};
 use crate::codec::{
     DbState, json_to_db, opt_json_from_db, opt_time_from_db, time_from_db, time_to_db,
 };
@@ -32,7 +32,6 @@ macro_rules! challenge_columns {
 }
 
 /// An `authorizations` row as stored.
-#[derive(sqlx::FromRow)]
 struct AuthzRow {
     id: i64,
     account_id: i64,
@@ -45,6 +44,20 @@ struct AuthzRow {
 }
 
 impl AuthzRow {
+    /// Reads the columns of [`authz_columns!`], in its order.
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            account_id: row.get(1)?,
+            identifier_type: row.get(2)?,
+            identifier_value: row.get(3)?,
+            wildcard: row.get(4)?,
+            state: row.get(5)?,
+            expires: row.get(6)?,
+            created_at: row.get(7)?,
+        })
+    }
+
     fn into_authorization(self, challenges: Vec<Challenge>) -> Result<Authorization> {
         Ok(Authorization {
             id: self.id,
@@ -63,7 +76,6 @@ impl AuthzRow {
 }
 
 /// A `challenges` row as stored.
-#[derive(sqlx::FromRow)]
 struct ChallengeRow {
     id: i64,
     authz_id: i64,
@@ -75,6 +87,19 @@ struct ChallengeRow {
 }
 
 impl ChallengeRow {
+    /// Reads the columns of [`challenge_columns!`], in its order.
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            authz_id: row.get(1)?,
+            kind: row.get(2)?,
+            token: row.get(3)?,
+            state: row.get(4)?,
+            validated_at: row.get(5)?,
+            error: row.get(6)?,
+        })
+    }
+
     fn into_challenge(self) -> Result<Challenge> {
         Ok(Challenge {
             id: self.id,
@@ -89,17 +114,11 @@ impl ChallengeRow {
 }
 
 pub(super) async fn by_id(store: &SqliteStore, id: AuthzId) -> Result<Option<Authorization>> {
-    let mut tx = store.read().await?;
-    let authz = load(&mut tx, id).await?;
-    end_read(tx).await?;
-    Ok(authz)
+    store.read(|conn| load(conn, id)).await
 }
 
 pub(super) async fn by_ids(store: &SqliteStore, ids: &[AuthzId]) -> Result<Vec<Authorization>> {
-    let mut tx = store.read().await?;
-    let authzs = load_many(&mut tx, ids).await?;
-    end_read(tx).await?;
-    Ok(authzs)
+    store.read(|conn| load_many(conn, ids)).await
 }
 
 /// The newest (highest id) authorization of `account` for `identifier` in
@@ -112,39 +131,50 @@ pub(super) async fn newest(
     wildcard: bool,
     now: OffsetDateTime,
 ) -> Result<Option<AuthzId>> {
-    sqlx::query_scalar(concat!(
-        "SELECT id FROM authorizations ",
-        "WHERE account_id = ? AND identifier_type = ? AND identifier_value = ? AND wildcard = ? ",
-        "AND state = ? AND expires > ? ",
-        "ORDER BY id DESC LIMIT 1"
-    ))
-    .bind(account)
-    .bind(identifier.kind.as_str())
-    .bind(&identifier.value)
-    .bind(wildcard)
-    .bind(state.to_db())
-    .bind(time_to_db(now)?)
-    .fetch_optional(&store.reader)
-    .await
-    .map_err(db)
+    store
+        .read(|conn| {
+            conn.prepare_cached(concat!(
+                "SELECT id FROM authorizations ",
+                "WHERE account_id = ? AND identifier_type = ? AND identifier_value = ? AND wildcard = ? ",
+                "AND state = ? AND expires > ? ",
+                "ORDER BY id DESC LIMIT 1"
+            ))
+            .map_err(db)?
+            .query_row(
+                params![
+                    account,
+                    identifier.kind.as_str(),
+                    identifier.value,
+                    wildcard,
+                    state.to_db(),
+                    time_to_db(now)?,
+                ],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(db)
+        })
+        .await
 }
 
 pub(super) async fn challenge(
     store: &SqliteStore,
     id: ChallengeId,
 ) -> Result<Option<(Challenge, Authorization)>> {
-    let mut tx = store.read().await?;
-    let authz_id: Option<AuthzId> =
-        sqlx::query_scalar("SELECT authz_id FROM challenges WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
-    let authz = match authz_id {
-        Some(authz_id) => load(&mut tx, authz_id).await?,
-        None => None,
-    };
-    end_read(tx).await?;
+    let authz = store
+        .read(|conn| {
+            let authz_id: Option<AuthzId> = conn
+                .prepare_cached("SELECT authz_id FROM challenges WHERE id = ?")
+                .map_err(db)?
+                .query_row(params![id], |row| row.get(0))
+                .optional()
+                .map_err(db)?;
+            match authz_id {
+                Some(authz_id) => load(conn, authz_id),
+                None => Ok(None),
+            }
+        })
+        .await?;
     let Some(authz) = authz else {
         return Ok(None);
     };
@@ -162,38 +192,43 @@ pub(super) async fn challenge(
 /// Pending → processing, for the challenge and only while its
 /// authorization is pending too.
 pub(super) async fn start_challenge(store: &SqliteStore, id: ChallengeId) -> Result<bool> {
-    let mut tx = store.write().await?;
-    let started = sqlx::query(concat!(
-        "UPDATE challenges SET state = ? WHERE id = ? AND state = ? AND EXISTS (",
-        "SELECT 1 FROM authorizations a WHERE a.id = challenges.authz_id AND a.state = ?)"
-    ))
-    .bind(ChallengeState::Processing.to_db())
-    .bind(id)
-    .bind(ChallengeState::Pending.to_db())
-    .bind(AuthzState::Pending.to_db())
-    .execute(&mut *tx)
-    .await
-    .map_err(db)?
-    .rows_affected()
-        == 1;
-    if !started && !challenge_exists(&mut tx, id).await? {
-        return Err(StoreError::NotFound("challenge"));
-    }
-    tx.commit().await.map_err(db)?;
-    Ok(started)
+    store
+        .write(move |conn| {
+            let started = conn
+                .prepare_cached(concat!(
+                    "UPDATE challenges SET state = ? WHERE id = ? AND state = ? AND EXISTS (",
+                    "SELECT 1 FROM authorizations a WHERE a.id = challenges.authz_id AND a.state = ?)"
+                ))
+                .map_err(db)?
+                .execute(params![
+                    ChallengeState::Processing.to_db(),
+                    id,
+                    ChallengeState::Pending.to_db(),
+                    AuthzState::Pending.to_db(),
+                ])
+                .map_err(db)?
+                == 1;
+            if !started && !challenge_exists(conn, id)? {
+                return Err(StoreError::NotFound("challenge"));
+            }
+            Ok(started)
+        })
+        .await
 }
 
 /// Challenges left in processing, oldest first.
 pub(super) async fn processing_challenges(store: &SqliteStore) -> Result<Vec<ChallengeId>> {
-    let mut tx = store.read().await?;
-    let ids: Vec<(ChallengeId,)> =
-        // The state is written, not bound, so the partial index applies.
-        sqlx::query_as("SELECT id FROM challenges WHERE state = 'processing' ORDER BY id")
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db)?;
-    end_read(tx).await?;
-    Ok(ids.into_iter().map(|(id,)| id).collect())
+    store
+        .read(|conn| {
+            // The state is written, not bound, so the partial index applies.
+            conn.prepare_cached("SELECT id FROM challenges WHERE state = 'processing' ORDER BY id")
+                .map_err(db)?
+                .query_map([], |row| row.get(0))
+                .map_err(db)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(db)
+        })
+        .await
 }
 
 /// Ends a processing challenge and, if it is still pending, its
@@ -204,64 +239,75 @@ pub(super) async fn finish_challenge(
     id: ChallengeId,
     outcome: ValidationOutcome,
 ) -> Result<()> {
-    let mut tx = store.write().await?;
-    let authz_id: Option<AuthzId> =
-        sqlx::query_scalar("SELECT authz_id FROM challenges WHERE id = ? AND state = ?")
-            .bind(id)
-            .bind(ChallengeState::Processing.to_db())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
-    let Some(authz_id) = authz_id else {
-        return Err(if challenge_exists(&mut tx, id).await? {
-            StoreError::Conflict(format!("challenge {id} is not processing"))
-        } else {
-            StoreError::NotFound("challenge")
-        });
-    };
-
-    let authz_update = match outcome {
-        ValidationOutcome::Valid {
-            validated_at,
-            authz_expires,
-        } => {
-            sqlx::query(
-                "UPDATE challenges SET state = ?, validated_at = ?, error = NULL WHERE id = ?",
-            )
-            .bind(ChallengeState::Valid.to_db())
-            .bind(time_to_db(validated_at)?)
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-            sqlx::query(
-                "UPDATE authorizations SET state = ?, expires = ? WHERE id = ? AND state = ?",
-            )
-            .bind(AuthzState::Valid.to_db())
-            .bind(time_to_db(authz_expires)?)
-            .bind(authz_id)
-            .bind(AuthzState::Pending.to_db())
-            .execute(&mut *tx)
-            .await
-        }
-        ValidationOutcome::Invalid { problem } => {
-            sqlx::query("UPDATE challenges SET state = ?, error = ? WHERE id = ?")
-                .bind(ChallengeState::Invalid.to_db())
-                .bind(json_to_db(&problem)?)
-                .bind(id)
-                .execute(&mut *tx)
-                .await
+    let (authz_id, authz_changed) = store
+        .write(move |conn| {
+            let authz_id: Option<AuthzId> = conn
+                .prepare_cached("SELECT authz_id FROM challenges WHERE id = ? AND state = ?")
+                .map_err(db)?
+                .query_row(params![id, ChallengeState::Processing.to_db()], |row| {
+                    row.get(0)
+                })
+                .optional()
                 .map_err(db)?;
-            sqlx::query("UPDATE authorizations SET state = ? WHERE id = ? AND state = ?")
-                .bind(AuthzState::Invalid.to_db())
-                .bind(authz_id)
-                .bind(AuthzState::Pending.to_db())
-                .execute(&mut *tx)
-                .await
-        }
-    };
-    let authz_changed = authz_update.map_err(db)?.rows_affected() == 1;
-    tx.commit().await.map_err(db)?;
+            let Some(authz_id) = authz_id else {
+                return Err(if challenge_exists(conn, id)? {
+                    StoreError::Conflict(format!("challenge {id} is not processing"))
+                } else {
+                    StoreError::NotFound("challenge")
+                });
+            };
+
+            let authz_updated = match outcome {
+                ValidationOutcome::Valid {
+                    validated_at,
+                    authz_expires,
+                } => {
+                    conn.prepare_cached(
+                        "UPDATE challenges SET state = ?, validated_at = ?, error = NULL WHERE id = ?",
+                    )
+                    .map_err(db)?
+                    .execute(params![
+                        ChallengeState::Valid.to_db(),
+                        time_to_db(validated_at)?,
+                        id,
+                    ])
+                    .map_err(db)?;
+                    conn.prepare_cached(
+                        "UPDATE authorizations SET state = ?, expires = ? WHERE id = ? AND state = ?",
+                    )
+                    .map_err(db)?
+                    .execute(params![
+                        AuthzState::Valid.to_db(),
+                        time_to_db(authz_expires)?,
+                        authz_id,
+                        AuthzState::Pending.to_db(),
+                    ])
+                    .map_err(db)?
+                }
+                ValidationOutcome::Invalid { problem } => {
+                    conn.prepare_cached("UPDATE challenges SET state = ?, error = ? WHERE id = ?")
+                        .map_err(db)?
+                        .execute(params![
+                            ChallengeState::Invalid.to_db(),
+                            json_to_db(&problem)?,
+                            id,
+                        ])
+                        .map_err(db)?;
+                    conn.prepare_cached(
+                        "UPDATE authorizations SET state = ? WHERE id = ? AND state = ?",
+                    )
+                    .map_err(db)?
+                    .execute(params![
+                        AuthzState::Invalid.to_db(),
+                        authz_id,
+                        AuthzState::Pending.to_db(),
+                    ])
+                    .map_err(db)?
+                }
+            };
+            Ok((authz_id, authz_updated == 1))
+        })
+        .await?;
     if !authz_changed {
         tracing::debug!(
             challenge = id,
@@ -274,129 +320,142 @@ pub(super) async fn finish_challenge(
 
 /// Pending or valid → deactivated (RFC 8555 §7.5.2).
 pub(super) async fn deactivate(store: &SqliteStore, id: AuthzId) -> Result<Authorization> {
-    let mut tx = store.write().await?;
-    let changed =
-        sqlx::query("UPDATE authorizations SET state = ? WHERE id = ? AND state IN (?, ?)")
-            .bind(AuthzState::Deactivated.to_db())
-            .bind(id)
-            .bind(AuthzState::Pending.to_db())
-            .bind(AuthzState::Valid.to_db())
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?
-            .rows_affected()
-            == 1;
-    let authz = load(&mut tx, id)
-        .await?
-        .ok_or(StoreError::NotFound("authorization"))?;
-    if !changed {
-        return Err(StoreError::Conflict(format!(
-            "authorization {id} is {} and cannot be deactivated",
-            authz.state.to_db()
-        )));
-    }
-    tx.commit().await.map_err(db)?;
-    Ok(authz)
+    store
+        .write(move |conn| {
+            let changed = conn
+                .prepare_cached(
+                    "UPDATE authorizations SET state = ? WHERE id = ? AND state IN (?, ?)",
+                )
+                .map_err(db)?
+                .execute(params![
+                    AuthzState::Deactivated.to_db(),
+                    id,
+                    AuthzState::Pending.to_db(),
+                    AuthzState::Valid.to_db(),
+                ])
+                .map_err(db)?
+                == 1;
+            let authz = load(conn, id)?.ok_or(StoreError::NotFound("authorization"))?;
+            if !changed {
+                return Err(StoreError::Conflict(format!(
+                    "authorization {id} is {} and cannot be deactivated",
+                    authz.state.to_db()
+                )));
+            }
+            Ok(authz)
+        })
+        .await
 }
 
 /// Inserts a pending authorization and its pending challenges.
-pub(super) async fn insert_new(
-    conn: &mut SqliteConnection,
+pub(super) fn insert_new(
+    conn: &Connection,
     account: AccountId,
     new: &NewAuthorization,
     created_at: i64,
 ) -> Result<AuthzId> {
-    let id: AuthzId = sqlx::query_scalar(concat!(
-        "INSERT INTO authorizations ",
-        "(account_id, identifier_type, identifier_value, wildcard, state, expires, created_at) ",
-        "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id"
-    ))
-    .bind(account)
-    .bind(new.identifier.kind.as_str())
-    .bind(&new.identifier.value)
-    .bind(new.wildcard)
-    .bind(AuthzState::Pending.to_db())
-    .bind(time_to_db(new.expires)?)
-    .bind(created_at)
-    .fetch_one(&mut *conn)
-    .await
-    .map_err(db)?;
+    let id: AuthzId = conn
+        .prepare_cached(concat!(
+            "INSERT INTO authorizations ",
+            "(account_id, identifier_type, identifier_value, wildcard, state, expires, created_at) ",
+            "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id"
+        ))
+        .map_err(db)?
+        .query_row(
+            params![
+                account,
+                new.identifier.kind.as_str(),
+                new.identifier.value,
+                new.wildcard,
+                AuthzState::Pending.to_db(),
+                time_to_db(new.expires)?,
+                created_at,
+            ],
+            |row| row.get(0),
+        )
+        .map_err(db)?;
+    let mut insert_challenge = conn
+        .prepare_cached("INSERT INTO challenges (authz_id, kind, token, state) VALUES (?, ?, ?, ?)")
+        .map_err(db)?;
     for (kind, token) in &new.challenges {
-        sqlx::query("INSERT INTO challenges (authz_id, kind, token, state) VALUES (?, ?, ?, ?)")
-            .bind(id)
-            .bind(kind.as_str())
-            .bind(token)
-            .bind(ChallengeState::Pending.to_db())
-            .execute(&mut *conn)
-            .await
+        insert_challenge
+            .execute(params![
+                id,
+                kind.as_str(),
+                token,
+                ChallengeState::Pending.to_db(),
+            ])
             .map_err(db)?;
     }
     Ok(id)
 }
 
 /// The owner of an authorization, if it exists.
-pub(super) async fn owner(conn: &mut SqliteConnection, id: AuthzId) -> Result<Option<AccountId>> {
-    sqlx::query_scalar("SELECT account_id FROM authorizations WHERE id = ?")
-        .bind(id)
-        .fetch_optional(conn)
-        .await
+pub(super) fn owner(conn: &Connection, id: AuthzId) -> Result<Option<AccountId>> {
+    conn.prepare_cached("SELECT account_id FROM authorizations WHERE id = ?")
+        .map_err(db)?
+        .query_row(params![id], |row| row.get(0))
+        .optional()
         .map_err(db)
 }
 
 /// One authorization with its challenges (by id).
-async fn load(conn: &mut SqliteConnection, id: AuthzId) -> Result<Option<Authorization>> {
-    let row: Option<AuthzRow> = sqlx::query_as(concat!(
-        "SELECT ",
-        authz_columns!(),
-        " FROM authorizations WHERE id = ?"
-    ))
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db)?;
+fn load(conn: &Connection, id: AuthzId) -> Result<Option<Authorization>> {
+    let row = conn
+        .prepare_cached(concat!(
+            "SELECT ",
+            authz_columns!(),
+            " FROM authorizations WHERE id = ?"
+        ))
+        .map_err(db)?
+        .query_row(params![id], AuthzRow::from_row)
+        .optional()
+        .map_err(db)?;
     let Some(row) = row else {
         return Ok(None);
     };
-    let challenges: Vec<ChallengeRow> = sqlx::query_as(concat!(
-        "SELECT ",
-        challenge_columns!(),
-        " FROM challenges WHERE authz_id = ? ORDER BY id"
-    ))
-    .bind(id)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)?;
-    let challenges = challenges
-        .into_iter()
-        .map(ChallengeRow::into_challenge)
+    let challenges = conn
+        .prepare_cached(concat!(
+            "SELECT ",
+            challenge_columns!(),
+            " FROM challenges WHERE authz_id = ? ORDER BY id"
+        ))
+        .map_err(db)?
+        .query_map(params![id], ChallengeRow::from_row)
+        .map_err(db)?
+        .map(|row| row.map_err(db)?.into_challenge())
         .collect::<Result<_>>()?;
     row.into_authorization(challenges).map(Some)
 }
 
 /// The authorizations with `ids`, in that order; `NotFound` if one is missing.
-async fn load_many(conn: &mut SqliteConnection, ids: &[AuthzId]) -> Result<Vec<Authorization>> {
+fn load_many(conn: &Connection, ids: &[AuthzId]) -> Result<Vec<Authorization>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
     let ids_json = json_to_db(ids)?;
-    let rows: Vec<AuthzRow> = sqlx::query_as(concat!(
-        "SELECT ",
-        authz_columns!(),
-        " FROM authorizations WHERE id IN (SELECT value FROM json_each(?))"
-    ))
-    .bind(&ids_json)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)?;
-    let challenge_rows: Vec<ChallengeRow> = sqlx::query_as(concat!(
-        "SELECT ",
-        challenge_columns!(),
-        " FROM challenges WHERE authz_id IN (SELECT value FROM json_each(?)) ORDER BY id"
-    ))
-    .bind(&ids_json)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)?;
+    let rows: Vec<AuthzRow> = conn
+        .prepare_cached(concat!(
+            "SELECT ",
+            authz_columns!(),
+            " FROM authorizations WHERE id IN (SELECT value FROM json_each(?))"
+        ))
+        .map_err(db)?
+        .query_map(params![ids_json], AuthzRow::from_row)
+        .map_err(db)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(db)?;
+    let challenge_rows: Vec<ChallengeRow> = conn
+        .prepare_cached(concat!(
+            "SELECT ",
+            challenge_columns!(),
+            " FROM challenges WHERE authz_id IN (SELECT value FROM json_each(?)) ORDER BY id"
+        ))
+        .map_err(db)?
+        .query_map(params![ids_json], ChallengeRow::from_row)
+        .map_err(db)?
+        .collect::<rusqlite::Result<_>>()
+        .map_err(db)?;
 
     let mut challenges: HashMap<AuthzId, Vec<Challenge>> = HashMap::new();
     for row in challenge_rows {
@@ -421,11 +480,12 @@ async fn load_many(conn: &mut SqliteConnection, ids: &[AuthzId]) -> Result<Vec<A
         .collect()
 }
 
-async fn challenge_exists(conn: &mut SqliteConnection, id: ChallengeId) -> Result<bool> {
-    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM challenges WHERE id = ?")
-        .bind(id)
-        .fetch_optional(conn)
-        .await
+fn challenge_exists(conn: &Connection, id: ChallengeId) -> Result<bool> {
+    let found: Option<i64> = conn
+        .prepare_cached("SELECT 1 FROM challenges WHERE id = ?")
+        .map_err(db)?
+        .query_row(params![id], |row| row.get(0))
+        .optional()
         .map_err(db)?;
     Ok(found.is_some())
 }

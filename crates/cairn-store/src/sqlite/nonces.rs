@@ -1,6 +1,7 @@
 //! Nonces shared by several nodes (RFC 8555 §6.5): the MAC secret and the
 //! record of used nonces.
 
+use rusqlite::{OptionalExtension, params};
 use time::OffsetDateTime;
 
 use super::{SqliteStore, db};
@@ -9,19 +10,20 @@ use crate::{Result, StoreError};
 
 /// Stores `candidate` as the secret unless one is stored; returns the stored one.
 pub(super) async fn secret(store: &SqliteStore, candidate: &[u8]) -> Result<Vec<u8>> {
-    let mut tx = store.write().await?;
-    sqlx::query("INSERT INTO nonce_secret (id, secret) VALUES (1, ?) ON CONFLICT (id) DO NOTHING")
-        .bind(candidate)
-        .execute(&mut *tx)
+    let candidate = candidate.to_vec();
+    store
+        .write(move |conn| {
+            conn.prepare_cached(
+                "INSERT INTO nonce_secret (id, secret) VALUES (1, ?) ON CONFLICT (id) DO NOTHING",
+            )
+            .and_then(|mut insert| insert.execute([&candidate]))
+            .map_err(db)?;
+            conn.prepare_cached("SELECT secret FROM nonce_secret WHERE id = 1")
+                .and_then(|mut select| select.query_row([], |row| row.get(0)).optional())
+                .map_err(db)?
+                .ok_or_else(|| StoreError::Backend("the nonce secret was not stored".into()))
+        })
         .await
-        .map_err(db)?;
-    let secret: Vec<u8> = sqlx::query_scalar("SELECT secret FROM nonce_secret WHERE id = 1")
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?
-        .ok_or_else(|| StoreError::Backend("the nonce secret was not stored".into()))?;
-    tx.commit().await.map_err(db)?;
-    Ok(secret)
 }
 
 /// Inserts the nonce's record; true if it was not there.
@@ -30,30 +32,31 @@ pub(super) async fn redeem(
     id: &[u8],
     expires: OffsetDateTime,
 ) -> Result<bool> {
-    let mut tx = store.write().await?;
-    let inserted = sqlx::query(
-        "INSERT INTO used_nonces (id, expires) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(id)
-    .bind(time_to_db(expires)?)
-    .execute(&mut *tx)
-    .await
-    .map_err(db)?
-    .rows_affected()
-        == 1;
-    tx.commit().await.map_err(db)?;
-    Ok(inserted)
+    let id = id.to_vec();
+    let expires = time_to_db(expires)?;
+    store
+        .write(move |conn| {
+            let inserted = conn
+                .prepare_cached(
+                    "INSERT INTO used_nonces (id, expires) VALUES (?, ?) ON CONFLICT (id) DO NOTHING",
+                )
+                .and_then(|mut insert| insert.execute(params![id, expires]))
+                .map_err(db)?;
+            Ok(inserted == 1)
+        })
+        .await
 }
 
 /// Deletes the records that expired before `now`.
 pub(super) async fn prune(store: &SqliteStore, now: OffsetDateTime) -> Result<u64> {
-    let mut tx = store.write().await?;
-    let deleted = sqlx::query("DELETE FROM used_nonces WHERE expires < ?")
-        .bind(time_to_db(now)?)
-        .execute(&mut *tx)
+    let now = time_to_db(now)?;
+    store
+        .write(move |conn| {
+            let deleted = conn
+                .prepare_cached("DELETE FROM used_nonces WHERE expires < ?")
+                .and_then(|mut delete| delete.execute([now]))
+                .map_err(db)?;
+            Ok(deleted as u64)
+        })
         .await
-        .map_err(db)?
-        .rows_affected();
-    tx.commit().await.map_err(db)?;
-    Ok(deleted)
 }

@@ -1,10 +1,10 @@
 //! Orders (RFC 8555 §7.1.3, §7.4).
 
 use cairn_proto::Problem;
-use sqlx::SqliteConnection;
+use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use super::authorizations;
-use super::{SqliteStore, db, end_read};
+use super::{SqliteStore, db};
 use crate::codec::{
     DbState, json_from_db, json_to_db, opt_json_from_db, opt_time_from_db, opt_time_to_db,
     time_from_db, time_to_db,
@@ -23,7 +23,6 @@ macro_rules! order_columns {
 }
 
 /// An `orders` row as stored.
-#[derive(sqlx::FromRow)]
 struct OrderRow {
     id: i64,
     account_id: i64,
@@ -40,6 +39,24 @@ struct OrderRow {
 }
 
 impl OrderRow {
+    /// Reads the columns of `order_columns!`, in its order.
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: row.get(0)?,
+            account_id: row.get(1)?,
+            identifiers: row.get(2)?,
+            expires: row.get(3)?,
+            not_before: row.get(4)?,
+            not_after: row.get(5)?,
+            profile: row.get(6)?,
+            replaces: row.get(7)?,
+            state: row.get(8)?,
+            error: row.get(9)?,
+            certificate_serial: row.get(10)?,
+            created_at: row.get(11)?,
+        })
+    }
+
     fn into_order(self, authz_ids: Vec<AuthzId>) -> Result<Order> {
         Ok(Order {
             id: self.id,
@@ -61,77 +78,84 @@ impl OrderRow {
 
 /// Inserts the order, creates its new authorizations (with their
 /// challenges) and links all of them in `new.authorizations` order, in one
-/// transaction. An existing authorization must belong to the same account.
+/// write. An existing authorization must belong to the same account.
 pub(super) async fn create(store: &SqliteStore, new: NewOrder) -> Result<Order> {
+    // Encoded here, off the writer thread.
+    let identifiers = json_to_db(&new.identifiers)?;
+    let expires = time_to_db(new.expires)?;
+    let not_before = opt_time_to_db(new.not_before)?;
+    let not_after = opt_time_to_db(new.not_after)?;
     let created_at = time_to_db(new.created_at)?;
-    let mut tx = store.write().await?;
-    let account_exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM accounts WHERE id = ?")
-        .bind(new.account_id)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db)?;
-    if account_exists.is_none() {
-        return Err(StoreError::NotFound("account"));
-    }
-
-    let row: OrderRow = sqlx::query_as(concat!(
-        "INSERT INTO orders (account_id, identifiers, expires, not_before, not_after, profile, replaces, ",
-        "state, error, certificate_serial, created_at) ",
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?) RETURNING ",
-        order_columns!()
-    ))
-    .bind(new.account_id)
-    .bind(json_to_db(&new.identifiers)?)
-    .bind(time_to_db(new.expires)?)
-    .bind(opt_time_to_db(new.not_before)?)
-    .bind(opt_time_to_db(new.not_after)?)
-    .bind(&new.profile)
-    .bind(&new.replaces)
-    .bind(OrderState::Open.to_db())
-    .bind(created_at)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(db)?;
-
-    let mut authz_ids = Vec::with_capacity(new.authorizations.len());
-    for (position, source) in new.authorizations.iter().enumerate() {
-        let authz_id = match source {
-            AuthzSource::Existing(id) => match authorizations::owner(&mut tx, *id).await? {
-                Some(owner) if owner == new.account_id => *id,
-                Some(_) => {
-                    return Err(StoreError::Conflict(format!(
-                        "authorization {id} belongs to another account"
-                    )));
-                }
-                None => return Err(StoreError::NotFound("authorization")),
-            },
-            AuthzSource::New(authz) => {
-                authorizations::insert_new(&mut tx, new.account_id, authz, created_at).await?
+    let (row, authz_ids) = store
+        .write(move |conn| {
+            let account_exists = conn
+                .prepare_cached("SELECT 1 FROM accounts WHERE id = ?")
+                .map_err(db)?
+                .exists(params![new.account_id])
+                .map_err(db)?;
+            if !account_exists {
+                return Err(StoreError::NotFound("account"));
             }
-        };
-        sqlx::query(
-            "INSERT INTO order_authorizations (order_id, position, authz_id) VALUES (?, ?, ?)",
-        )
-        .bind(row.id)
-        .bind(
-            i64::try_from(position)
-                .map_err(|_| StoreError::Backend("too many authorizations".into()))?,
-        )
-        .bind(authz_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        authz_ids.push(authz_id);
-    }
-    tx.commit().await.map_err(db)?;
+
+            let row = conn
+                .prepare_cached(concat!(
+                    "INSERT INTO orders (account_id, identifiers, expires, not_before, not_after, profile, replaces, ",
+                    "state, error, certificate_serial, created_at) ",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?) RETURNING ",
+                    order_columns!()
+                ))
+                .map_err(db)?
+                .query_row(
+                    params![
+                        new.account_id,
+                        identifiers,
+                        expires,
+                        not_before,
+                        not_after,
+                        new.profile,
+                        new.replaces,
+                        OrderState::Open.to_db(),
+                        created_at,
+                    ],
+                    OrderRow::from_row,
+                )
+                .map_err(db)?;
+
+            let mut link = conn
+                .prepare_cached(
+                    "INSERT INTO order_authorizations (order_id, position, authz_id) VALUES (?, ?, ?)",
+                )
+                .map_err(db)?;
+            let mut authz_ids = Vec::with_capacity(new.authorizations.len());
+            for (position, source) in new.authorizations.iter().enumerate() {
+                let authz_id = match source {
+                    AuthzSource::Existing(id) => match authorizations::owner(conn, *id)? {
+                        Some(owner) if owner == new.account_id => *id,
+                        Some(_) => {
+                            return Err(StoreError::Conflict(format!(
+                                "authorization {id} belongs to another account"
+                            )));
+                        }
+                        None => return Err(StoreError::NotFound("authorization")),
+                    },
+                    AuthzSource::New(authz) => {
+                        authorizations::insert_new(conn, new.account_id, authz, created_at)?
+                    }
+                };
+                let position = i64::try_from(position)
+                    .map_err(|_| StoreError::Backend("too many authorizations".into()))?;
+                link.execute(params![row.id, position, authz_id])
+                    .map_err(db)?;
+                authz_ids.push(authz_id);
+            }
+            Ok((row, authz_ids))
+        })
+        .await?;
     row.into_order(authz_ids)
 }
 
 pub(super) async fn by_id(store: &SqliteStore, id: OrderId) -> Result<Option<Order>> {
-    let mut tx = store.read().await?;
-    let order = load(&mut tx, id).await?;
-    end_read(tx).await?;
-    Ok(order)
+    store.read(|conn| load(conn, id)).await
 }
 
 /// Order ids of `account`, newest first, below `before` if given.
@@ -141,54 +165,60 @@ pub(super) async fn of_account(
     before: Option<OrderId>,
     limit: u32,
 ) -> Result<Vec<OrderId>> {
-    sqlx::query_scalar(concat!(
-        "SELECT id FROM orders WHERE account_id = ? AND id < ? ",
-        "ORDER BY id DESC LIMIT ?"
-    ))
-    .bind(account)
-    // A plain range on the index (account_id, id), deep pages included;
-    // no cursor is the range below the largest id.
-    .bind(before.unwrap_or(i64::MAX))
-    .bind(i64::from(limit))
-    .fetch_all(&store.reader)
-    .await
-    .map_err(db)
+    store
+        .read(|conn| {
+            let mut stmt = conn
+                .prepare_cached(concat!(
+                    "SELECT id FROM orders WHERE account_id = ? AND id < ? ",
+                    "ORDER BY id DESC LIMIT ?"
+                ))
+                .map_err(db)?;
+            // A plain range on the index (account_id, id), deep pages
+            // included; no cursor is the range below the largest id.
+            let before = before.unwrap_or(i64::MAX);
+            stmt.query_map(params![account, before, i64::from(limit)], |row| row.get(0))
+                .map_err(db)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(db)
+        })
+        .await
 }
 
 /// An order with its authorization ids, by id.
-pub(super) async fn load(conn: &mut SqliteConnection, id: OrderId) -> Result<Option<Order>> {
-    let row: Option<OrderRow> = sqlx::query_as(concat!(
-        "SELECT ",
-        order_columns!(),
-        " FROM orders WHERE id = ?"
-    ))
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await
-    .map_err(db)?;
+pub(super) fn load(conn: &Connection, id: OrderId) -> Result<Option<Order>> {
+    let row = conn
+        .prepare_cached(concat!(
+            "SELECT ",
+            order_columns!(),
+            " FROM orders WHERE id = ?"
+        ))
+        .map_err(db)?
+        .query_row(params![id], OrderRow::from_row)
+        .optional()
+        .map_err(db)?;
     let Some(row) = row else {
         return Ok(None);
     };
-    let authz_ids: Vec<AuthzId> = sqlx::query_scalar(
-        "SELECT authz_id FROM order_authorizations WHERE order_id = ? ORDER BY position",
-    )
-    .bind(id)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db)?;
+    let authz_ids = conn
+        .prepare_cached(
+            "SELECT authz_id FROM order_authorizations WHERE order_id = ? ORDER BY position",
+        )
+        .map_err(db)?
+        .query_map(params![id], |row| row.get(0))
+        .map_err(db)?
+        .collect::<rusqlite::Result<Vec<AuthzId>>>()
+        .map_err(db)?;
     row.into_order(authz_ids).map(Some)
 }
 
 /// True when a valid order names `replaces`.
 pub(super) async fn certificate_replaced(store: &SqliteStore, replaces: &str) -> Result<bool> {
-    let mut tx = store.read().await?;
-    let found: Option<(i64,)> =
-        sqlx::query_as("SELECT 1 FROM orders WHERE replaces = ? AND state = ? LIMIT 1")
-            .bind(replaces)
-            .bind(OrderState::Valid.to_db())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
-    end_read(tx).await?;
-    Ok(found.is_some())
+    store
+        .read(|conn| {
+            conn.prepare_cached("SELECT 1 FROM orders WHERE replaces = ? AND state = ? LIMIT 1")
+                .map_err(db)?
+                .exists(params![replaces, OrderState::Valid.to_db()])
+                .map_err(db)
+        })
+        .await
 }
