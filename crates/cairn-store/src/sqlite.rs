@@ -36,7 +36,9 @@
 //! `SQLITE_BUSY` for upgrading a read lock, and conditional updates
 //! (`start_challenge`, `begin_finalize`) see every earlier write, including
 //! those of the same group. Another process writing the same file waits for
-//! the lock, up to the busy timeout.
+//! the lock, up to the busy timeout. A write handed to the thread runs even
+//! if its caller stops waiting (a client that hung up): it commits or fails
+//! with its group like any other.
 //!
 //! # Reads: on the caller's thread
 //!
@@ -45,8 +47,9 @@
 //! calling thread, inside one read transaction, so it sees one snapshot and
 //! costs no hand-over to another thread; the statements are prepared once
 //! per connection and cached. A read that starts after a write returned
-//! sees that write. An in-memory store has a single connection, which
-//! reads and the writer thread take turns on.
+//! sees that write. Reads whose size grows with the data (a CRL's revoked
+//! serials) go to a blocking-pool thread instead. An in-memory store has a
+//! single connection, which reads and the writer thread take turns on.
 
 mod accounts;
 mod authorizations;
@@ -58,7 +61,7 @@ mod orders;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError, mpsc};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -153,7 +156,7 @@ impl SqliteStore {
         // and one spare, so a read rarely waits for a connection.
         let reader_count = std::thread::available_parallelism()
             .map_or(4, |n| n.get())
-            .clamp(2, 8)
+            .clamp(2, 16)
             + 1;
         let (writer, reader_connections) =
             tokio::task::spawn_blocking(move || -> Result<_> {
@@ -179,10 +182,7 @@ impl SqliteStore {
             })
             .await
             .map_err(|e| StoreError::Backend(format!("opening the database: {e}")))??;
-        Ok(Self::start(
-            Arc::new(Mutex::new(Some(writer))),
-            reader_connections,
-        ))
+        Self::start(Arc::new(Mutex::new(Some(writer))), reader_connections)
     }
 
     /// A fresh, empty database in memory, migrated: for tests. Reads and
@@ -192,13 +192,13 @@ impl SqliteStore {
         configure(&conn).map_err(db)?;
         migrate::run(&conn)?;
         let conn = Arc::new(Mutex::new(Some(conn)));
-        Ok(Self::start(conn.clone(), vec![conn]))
+        Self::start(conn.clone(), vec![conn])
     }
 
     fn start(
         writer: Arc<Mutex<Option<Connection>>>,
         readers: Vec<Arc<Mutex<Option<Connection>>>>,
-    ) -> Self {
+    ) -> Result<Self> {
         let (sender, jobs) = mpsc::channel();
         let counts = Arc::new(Counts::default());
         let thread = {
@@ -206,17 +206,17 @@ impl SqliteStore {
             std::thread::Builder::new()
                 .name("sqlite-writer".into())
                 .spawn(move || write_groups(&writer, &jobs, &counts))
-                .ok()
+                .map_err(|e| StoreError::Backend(format!("starting the SQLite writer: {e}")))?
         };
-        Self {
+        Ok(Self {
             inner: Arc::new(Inner {
-                writes: Mutex::new(thread.is_some().then_some(sender)),
-                writer: Mutex::new(thread),
+                writes: Mutex::new(Some(sender)),
+                writer: Mutex::new(Some(thread)),
                 readers,
                 next_reader: AtomicUsize::new(0),
                 counts,
             }),
-        }
+        })
     }
 
     /// Applies the migrations this build knows and the database lacks.
@@ -289,20 +289,45 @@ impl SqliteStore {
         if !sent {
             return Err(closed());
         }
-        answer.await.map_err(|_| closed())?
+        answer.await.map_err(|_| {
+            StoreError::Backend(
+                "the SQLite writer dropped this write: it panicked, or the store closed".into(),
+            )
+        })?
     }
 
     /// Runs `f` in a read transaction on a reader connection, on this
-    /// thread: one snapshot for all its statements.
+    /// thread: one snapshot for all its statements. For the short reads of
+    /// the request path, which cost less than handing them to a thread.
     pub(crate) async fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.read_here(f)
+    }
+
+    /// [`SqliteStore::read`] on a blocking-pool thread, for a read whose
+    /// size grows with the data (the revoked serials of a CRL), which must
+    /// not hold up an async worker thread.
+    pub(crate) async fn read_elsewhere<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.read_here(f))
+            .await
+            .map_err(|e| StoreError::Backend(format!("a read stopped: {e}")))?
+    }
+
+    fn read_here<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         let readers = &self.inner.readers;
         let start = self.inner.next_reader.fetch_add(1, Ordering::Relaxed);
         let mut guard = None;
         for i in 0..readers.len() {
-            if let Ok(g) = readers[(start + i) % readers.len()].try_lock() {
-                guard = Some(g);
-                break;
+            match readers[(start + i) % readers.len()].try_lock() {
+                Ok(g) => guard = Some(g),
+                Err(TryLockError::Poisoned(poisoned)) => guard = Some(poisoned.into_inner()),
+                Err(TryLockError::WouldBlock) => continue,
             }
+            break;
         }
         let guard = match guard {
             Some(guard) => guard,
@@ -310,16 +335,29 @@ impl SqliteStore {
         };
         let conn = guard.as_ref().ok_or_else(closed)?;
         if !conn.is_autocommit() {
-            // A read that panicked left its snapshot open.
+            // Only a writer thread that stopped mid-group could leave this
+            // (in memory, where it shares the connection).
             run(conn, "ROLLBACK").map_err(db)?;
         }
         run(conn, "BEGIN").map_err(db)?;
-        let result = f(conn);
+        let snapshot = EndSnapshot(conn);
+        let result = f(conn)?;
         // Nothing was written: ending the snapshot cannot lose data.
-        let ended = run(conn, if result.is_ok() { "COMMIT" } else { "ROLLBACK" });
-        let result = result?;
-        ended.map_err(db)?;
+        run(conn, "COMMIT").map_err(db)?;
+        drop(snapshot);
         Ok(result)
+    }
+}
+
+/// Ends a read transaction that did not end normally (an error or a
+/// panic in the read), so the connection goes back to the pool clean.
+struct EndSnapshot<'a>(&'a Connection);
+
+impl Drop for EndSnapshot<'_> {
+    fn drop(&mut self) {
+        if !self.0.is_autocommit() {
+            let _ = run(self.0, "ROLLBACK");
+        }
     }
 }
 
@@ -367,6 +405,11 @@ fn write_groups(
 
 /// One transaction for `group`, a savepoint for each write in it.
 fn commit_group(conn: &Connection, group: Vec<WriteJob>, counts: &Counts) {
+    if !conn.is_autocommit() {
+        // An earlier failure left a transaction open; nothing in it was
+        // acknowledged.
+        let _ = run(conn, "ROLLBACK");
+    }
     if let Err(e) = run(conn, "BEGIN IMMEDIATE") {
         let message = format!("starting a write transaction: {e}");
         for job in group {
@@ -375,25 +418,51 @@ fn commit_group(conn: &Connection, group: Vec<WriteJob>, counts: &Counts) {
         return;
     }
     let mut answers = Vec::with_capacity(group.len());
-    for job in group {
-        if let Err(e) = run(conn, "SAVEPOINT write") {
-            fail_unrun(job, &format!("starting a savepoint: {e}"));
-            continue;
-        }
-        let ran = catch_unwind(AssertUnwindSafe(|| job(Some(conn))));
-        let kept = matches!(&ran, Ok(ran) if ran.ok);
-        let ended = if kept {
-            run(conn, "RELEASE write")
-        } else {
-            run(conn, "ROLLBACK TO write").and_then(|()| run(conn, "RELEASE write"))
+    let mut jobs = group.into_iter();
+    while let Some(job) = jobs.next() {
+        let ran = run(conn, "SAVEPOINT write").map(|()| {
+            let ran = catch_unwind(AssertUnwindSafe(|| job(Some(conn))));
+            let kept = matches!(&ran, Ok(ran) if ran.ok);
+            let ended = if kept {
+                run(conn, "RELEASE write")
+            } else {
+                run(conn, "ROLLBACK TO write").and_then(|()| run(conn, "RELEASE write"))
+            };
+            (ran, ended)
+        });
+        let failure = match ran {
+            Err(e) => format!("starting a savepoint: {e}"),
+            // SQLite may end the whole transaction on its own after some
+            // errors (a full disk, I/O); then the group cannot be trusted.
+            Ok((ran, Ok(()))) if !conn.is_autocommit() => {
+                match ran {
+                    Ok(ran) => answers.push(ran.answer),
+                    Err(_) => tracing::error!("a write panicked; it was rolled back"),
+                }
+                continue;
+            }
+            Ok((ran, ended)) => {
+                if let Ok(ran) = ran {
+                    answers.push(ran.answer);
+                }
+                match ended {
+                    Err(e) => format!("ending a savepoint: {e}"),
+                    Ok(()) => "the write transaction ended early".to_owned(),
+                }
+            }
         };
-        if let Err(e) = ended {
-            tracing::error!(error = %e, "ending a savepoint failed");
+        // Abandon the group: roll back what it wrote, fail every caller.
+        tracing::error!(error = %failure, "a group of writes was abandoned");
+        if !conn.is_autocommit() {
+            let _ = run(conn, "ROLLBACK");
         }
-        match ran {
-            Ok(ran) => answers.push(ran.answer),
-            Err(_) => tracing::error!("a write panicked; it was rolled back"),
+        for answer in answers {
+            answer(Some(&failure));
         }
+        for job in jobs {
+            fail_unrun(job, &failure);
+        }
+        return;
     }
     match run(conn, "COMMIT") {
         Ok(()) => {
@@ -711,6 +780,40 @@ mod tests {
             .unwrap();
         assert_eq!(ids, [b"a".to_vec(), b"c".to_vec()]);
         assert!(store.write(|_| Ok(())).await.is_ok(), "the writer survived");
+    }
+
+    #[tokio::test]
+    async fn a_read_that_panics_leaves_its_connection_usable() {
+        let store = SqliteStore::open_in_memory().await.unwrap();
+        let panicked = catch_unwind(AssertUnwindSafe(|| {
+            store.read_here(|conn| -> Result<()> {
+                conn.query_row("SELECT count(*) FROM accounts", [], |row| {
+                    row.get::<_, i64>(0)
+                })
+                .map_err(db)?;
+                panic!("a read that panics");
+            })
+        }));
+        assert!(panicked.is_err());
+        // In memory the writer shares the connection the read left.
+        store
+            .write(|conn| {
+                conn.execute(
+                    "INSERT INTO used_nonces (id, expires) VALUES (x'01', 0)",
+                    [],
+                )
+                .map_err(db)
+            })
+            .await
+            .unwrap();
+        let count: i64 = store
+            .read(|conn| {
+                conn.query_row("SELECT count(*) FROM used_nonces", [], |row| row.get(0))
+                    .map_err(db)
+            })
+            .await
+            .unwrap();
+        assert_eq!(count, 1);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -272,8 +272,9 @@ pub(super) async fn revoked(
     now: OffsetDateTime,
 ) -> Result<Vec<RevokedEntry>> {
     let now = time_to_db(now)?;
+    let issuer = issuer.to_owned();
     let rows = store
-        .read(|conn| {
+        .read_elsewhere(move |conn| {
             conn.prepare_cached(concat!(
                 "SELECT serial, revoked_at, revocation_reason FROM certificates ",
                 "WHERE issuer = ? AND revoked_at IS NOT NULL AND not_after > ? ORDER BY serial"
