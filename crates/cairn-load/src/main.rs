@@ -14,8 +14,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use cairn_client::{Account, AcmeClient, ClientOptions};
@@ -52,8 +52,8 @@ use crate::stats::{Endpoint, Tally};
 /// Unfinished orders and authorizations are fetched again after 10 ms,
 /// doubling up to 1 s (the server's Retry-After is not waited for).
 ///
-/// Exits 0 if at least one certificate was issued, 1 if every order failed,
-/// 2 if the run could not start.
+/// Exits 0 if at least one certificate was issued, 1 if every order failed
+/// or the run stalled (--stall-seconds), 2 if the run could not start.
 #[derive(Debug, Parser)]
 #[command(name = "cairn-load", version, verbatim_doc_comment, after_long_help = EXAMPLES)]
 struct Cli {
@@ -110,6 +110,12 @@ struct Cli {
     /// (read from /proc; the server must run on this machine).
     #[arg(long, value_name = "PID")]
     server_pid: Option<u32>,
+    /// Stop taking new orders when none has finished (issued or failed)
+    /// for this many seconds: a server that stopped answering ends the
+    /// run, reported as stalled, instead of holding it for ever. Orders in
+    /// flight then end by the HTTP timeout (30 s). 0 never stops.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    stall_seconds: u64,
     /// Print one JSON object instead of the text table.
     #[arg(long)]
     json: bool,
@@ -203,7 +209,13 @@ async fn main() -> ExitCode {
             } else {
                 print!("{}", report.to_text());
             }
-            if report.issued == 0 {
+            if let Some(stall) = report.stalled_for_seconds {
+                eprintln!(
+                    "cairn-load: no order finished for {stall} s; stopped with {} orders not started",
+                    report.not_started
+                );
+                ExitCode::FAILURE
+            } else if report.issued == 0 {
                 eprintln!("cairn-load: every order failed; the report lists why");
                 ExitCode::FAILURE
             } else {
@@ -279,7 +291,9 @@ async fn run(cli: &Cli) -> anyhow::Result<Report> {
     let server_cpu_before = server.map(Process::cpu_ticks).transpose()?;
     let sampler = server.map(RssSampler::start);
     let started = Instant::now();
-    let mut tally = issue_all(&plan, &accounts, cli.orders, cli.concurrency).await;
+    let stall = (cli.stall_seconds > 0).then(|| Duration::from_secs(cli.stall_seconds));
+    let (mut tally, stalled) =
+        issue_all(&plan, &accounts, cli.orders, cli.concurrency, stall).await;
     let seconds = started.elapsed().as_secs_f64();
     let client_cpu_after = Process(None).cpu_ticks()?;
 
@@ -315,6 +329,8 @@ async fn run(cli: &Cli) -> anyhow::Result<Report> {
         names_per_order: cli.names_per_order,
         issued: tally.issued,
         failed: tally.failed,
+        not_started: u64::from(cli.orders).saturating_sub(tally.issued + tally.failed),
+        stalled_for_seconds: stalled.then_some(cli.stall_seconds),
         seconds: round6(seconds),
         per_second: round6(tally.issued as f64 / seconds),
         account_seconds: round6(account_seconds),
@@ -365,18 +381,32 @@ async fn create_accounts(
 }
 
 /// Runs `orders` issuances, `concurrency` at a time; order `i` uses
-/// account `i mod accounts`.
-async fn issue_all(plan: &Arc<Plan>, accounts: &[Account], orders: u32, concurrency: u32) -> Tally {
+/// account `i mod accounts`. If no order finishes for `stall`, the workers
+/// take no new order and the second value is true.
+async fn issue_all(
+    plan: &Arc<Plan>,
+    accounts: &[Account],
+    orders: u32,
+    concurrency: u32,
+    stall: Option<Duration>,
+) -> (Tally, bool) {
     let next = Arc::new(AtomicU32::new(0));
+    let finished = Arc::new(AtomicU32::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
     let accounts: Arc<[Account]> = accounts.into();
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..concurrency.min(orders) {
         let plan = Arc::clone(plan);
         let accounts = Arc::clone(&accounts);
         let next = Arc::clone(&next);
+        let finished = Arc::clone(&finished);
+        let stop = Arc::clone(&stop);
         workers.spawn(async move {
             let mut tally = Tally::default();
             loop {
+                if stop.load(Ordering::Relaxed) {
+                    return tally;
+                }
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= orders {
                     return tally;
@@ -390,9 +420,28 @@ async fn issue_all(plan: &Arc<Plan>, accounts: &[Account], orders: u32, concurre
                     }
                     Err(failure) => tally.fail(failure),
                 }
+                finished.fetch_add(1, Ordering::Relaxed);
             }
         });
     }
+    let watchdog = stall.map(|stall| {
+        let finished = Arc::clone(&finished);
+        let stop = Arc::clone(&stop);
+        tokio::spawn(async move {
+            let mut seen = finished.load(Ordering::Relaxed);
+            let mut since = Instant::now();
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let now = finished.load(Ordering::Relaxed);
+                if now != seen {
+                    (seen, since) = (now, Instant::now());
+                } else if since.elapsed() >= stall {
+                    stop.store(true, Ordering::Relaxed);
+                    return;
+                }
+            }
+        })
+    });
     let mut total = Tally::default();
     while let Some(joined) = workers.join_next().await {
         match joined {
@@ -403,5 +452,8 @@ async fn issue_all(plan: &Arc<Plan>, accounts: &[Account], orders: u32, concurre
             )),
         }
     }
-    total
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
+    (total, stop.load(Ordering::Relaxed))
 }

@@ -21,6 +21,12 @@ pub(crate) struct Report {
     pub(crate) issued: u64,
     /// Orders that failed at any step.
     pub(crate) failed: u64,
+    /// Orders never started because the run stalled.
+    pub(crate) not_started: u64,
+    /// Set when no order finished for this many seconds (`--stall-seconds`)
+    /// and the run stopped taking new orders: the server stopped answering.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) stalled_for_seconds: Option<u64>,
     /// Wall time of the issuance phase (account creation excluded).
     pub(crate) seconds: f64,
     /// `issued / seconds`.
@@ -81,6 +87,13 @@ impl Report {
             "{} issued, {} failed in {:.3} s: {:.2} certificates per second",
             self.issued, self.failed, self.seconds, self.per_second
         );
+        if let Some(stall) = self.stalled_for_seconds {
+            let _ = writeln!(
+                out,
+                "STALLED: no order finished for {stall} s; {} orders were not started",
+                self.not_started
+            );
+        }
         let _ = writeln!(
             out,
             "{} orders of {} over {}, at most {} in flight, challenge {}, {} certificate keys",

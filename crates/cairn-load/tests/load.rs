@@ -335,3 +335,40 @@ fn install_pki(data_dir: &Path) {
         std::io::Write::write_all(&mut file, contents).expect("written");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_stops_finishing_orders_ends_the_run_as_stalled() {
+    // Validation connects to a listener that never answers, so each order
+    // hangs for the CA's 3 s validation timeout, longer than the 1 s stall.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("a listener");
+    let port = silent.local_addr().expect("its address").port();
+    let ca = Ca::start(|config, _| {
+        config.validation.http01_port = port;
+        config.validation.timeout_seconds = 3;
+    })
+    .await;
+    let (ok, stdout) = ca
+        .load(&[
+            "--challenge",
+            "none",
+            "--accounts",
+            "1",
+            "--orders",
+            "10",
+            "--concurrency",
+            "1",
+            "--stall-seconds",
+            "1",
+            "--json",
+        ])
+        .await;
+    drop(silent);
+    assert!(!ok, "a stalled run exits with success");
+    let report = json(&stdout);
+    assert_eq!(report["stalled_for_seconds"], 1, "{report}");
+    assert_eq!(report["issued"], 0, "{report}");
+    let failed = report["failed"].as_u64().expect("failed");
+    let not_started = report["not_started"].as_u64().expect("not_started");
+    assert!(failed >= 1 && not_started >= 1, "{report}");
+    assert_eq!(failed + not_started, 10, "{report}");
+}
