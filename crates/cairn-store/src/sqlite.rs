@@ -66,7 +66,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use cairn_proto::{Identifier, Problem};
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
 use time::OffsetDateTime;
 use tokio::sync::oneshot;
 
@@ -162,7 +162,15 @@ impl SqliteStore {
             tokio::task::spawn_blocking(move || -> Result<_> {
                 let cannot =
                     |e: rusqlite::Error| format!("cannot open the database {}: {e}", path.display());
-                let writer = Connection::open(&path).map_err(|e| StoreError::Backend(cannot(e)))?;
+                // No SQLITE_OPEN_URI: the path is a file name, even one
+                // that starts with "file:".
+                let writer = Connection::open_with_flags(
+                    &path,
+                    OpenFlags::SQLITE_OPEN_READ_WRITE
+                        | OpenFlags::SQLITE_OPEN_CREATE
+                        | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(|e| StoreError::Backend(cannot(e)))?;
                 configure(&writer).map_err(|e| StoreError::Backend(cannot(e)))?;
                 writer
                     .pragma_update(None, "journal_mode", "WAL")
@@ -171,7 +179,10 @@ impl SqliteStore {
                 migrate::run(&writer)?;
                 let mut readers = Vec::with_capacity(reader_count);
                 for _ in 0..reader_count {
-                    let reader = Connection::open(&path)
+                    let reader = Connection::open_with_flags(
+                        &path,
+                        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    )
                     .and_then(|c| configure(&c).map(|()| c))
                     .and_then(|c| c.pragma_update(None, "query_only", "ON").map(|()| c))
                     .map_err(|e| StoreError::Backend(cannot(e)))?;
