@@ -827,12 +827,10 @@ mod tests {
         assert_eq!(count, 1);
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn writes_that_wait_together_share_one_commit() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("ca.db")).await.unwrap();
-
-        // Hold the writer thread until 50 more writes are waiting for it.
+    /// Occupies the writer thread until the returned sender sends.
+    async fn hold_writer(
+        store: &SqliteStore,
+    ) -> (mpsc::Sender<()>, tokio::task::JoinHandle<Result<()>>) {
         let (release, hold) = mpsc::channel::<()>();
         let (running, started) = oneshot::channel::<()>();
         let blocker = tokio::spawn({
@@ -848,6 +846,72 @@ mod tests {
             }
         });
         started.await.unwrap();
+        (release, blocker)
+    }
+
+    /// Queues a write and waits until the writer thread has it.
+    async fn queue<T: Send + 'static>(
+        store: &SqliteStore,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> tokio::task::JoinHandle<Result<T>> {
+        let queued = store.write_counts().0;
+        let write = tokio::spawn({
+            let store = store.clone();
+            async move { store.write(f).await }
+        });
+        while store.write_counts().0 == queued {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        write
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_group_whose_transaction_ended_early_fails_every_write_in_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("ca.db")).await.unwrap();
+        let insert = |id: &'static [u8]| {
+            move |conn: &Connection| {
+                conn.execute("INSERT INTO used_nonces (id, expires) VALUES (?, 0)", [id])
+                    .map_err(db)
+            }
+        };
+        let (release, blocker) = hold_writer(&store).await;
+        let before = queue(&store, insert(b"before")).await;
+        // Ends the group's transaction the way SQLite does after some I/O
+        // errors, and reports success.
+        let ender = queue(&store, move |conn: &Connection| {
+            insert(b"ender")(conn)?;
+            conn.execute_batch("ROLLBACK").map_err(db)
+        })
+        .await;
+        let after = queue(&store, insert(b"after")).await;
+        release.send(()).unwrap();
+        blocker.await.unwrap().unwrap();
+
+        assert!(
+            before.await.unwrap().is_err(),
+            "a write of the group was acknowledged"
+        );
+        assert!(ender.await.unwrap().is_err());
+        assert!(after.await.unwrap().is_err());
+        let count: i64 = store
+            .read(|conn| {
+                conn.query_row("SELECT count(*) FROM used_nonces", [], |row| row.get(0))
+                    .map_err(db)
+            })
+            .await
+            .unwrap();
+        assert_eq!(count, 0, "nothing of the abandoned group was kept");
+        store.write(insert(b"later")).await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn writes_that_wait_together_share_one_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("ca.db")).await.unwrap();
+
+        // Hold the writer thread until 50 more writes are waiting for it.
+        let (release, blocker) = hold_writer(&store).await;
         let writes: Vec<_> = (0..50u32)
             .map(|i| {
                 let store = store.clone();
