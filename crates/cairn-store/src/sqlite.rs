@@ -294,12 +294,10 @@ impl SqliteStore {
         let sent = lock(&self.inner.writes)
             .as_ref()
             .is_some_and(|writes| writes.send(job).is_ok());
-        if sent {
-            self.inner.counts.writes.fetch_add(1, Ordering::Relaxed);
-        }
         if !sent {
             return Err(closed());
         }
+        self.inner.counts.writes.fetch_add(1, Ordering::Relaxed);
         answer.await.map_err(|_| {
             StoreError::Backend(
                 "the SQLite writer dropped this write: it panicked, or the store closed".into(),
