@@ -1,0 +1,1 @@
+//! Apache httpd: the configuration language, virtual host choice and edits.

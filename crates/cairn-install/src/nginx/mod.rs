@@ -1,0 +1,1 @@
+//! nginx: the configuration language, block choice and edits.
