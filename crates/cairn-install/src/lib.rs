@@ -138,6 +138,30 @@ pub trait Config: std::fmt::Debug + Send {
     fn changes(&self) -> ChangeSet;
 }
 
+/// One web server: where its configuration is, how to parse, test and
+/// reload it. Implemented by [`nginx::Nginx`] and [`apache::Apache`].
+pub trait WebServer: std::fmt::Debug + Send + Sync {
+    /// `nginx` or `apache`, for messages and file names.
+    fn name(&self) -> &'static str;
+    /// The directory of the main configuration file (`--nginx-server-root`,
+    /// `--apache-server-root`).
+    fn server_root(&self) -> &Path;
+    /// Parses the configuration as the server would read it, includes
+    /// followed.
+    fn load(&self) -> Result<Box<dyn Config>, Error>;
+    /// The server's own configuration test (`nginx -t`, `apachectl
+    /// configtest`); [`Error::ConfigTest`] quotes its output on failure.
+    fn config_test(&self) -> Result<(), Error>;
+    /// A graceful reload (never a restart): running connections finish on
+    /// the old configuration.
+    fn reload(&self) -> Result<(), Error>;
+    /// File name of the shared TLS options file (`options-ssl-nginx.conf`).
+    fn options_file_name(&self) -> &'static str;
+    /// What cairn writes into that file: modern TLS settings (Mozilla
+    /// "intermediate": TLS 1.2 and 1.3), no dhparam needed.
+    fn options_file_contents(&self) -> &'static str;
+}
+
 /// Errors of the installers, in their own terms.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
