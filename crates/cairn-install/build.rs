@@ -2,7 +2,10 @@
 //! named: `CAIRN_NGINX=/usr/sbin/nginx`, `CAIRN_APACHE=/usr/sbin/apache2ctl`
 //! (scripts/install-peers prints both).
 fn main() {
-    for (cfg, var) in [("peer_nginx", "CAIRN_NGINX"), ("peer_apache", "CAIRN_APACHE")] {
+    for (cfg, var) in [
+        ("peer_nginx", "CAIRN_NGINX"),
+        ("peer_apache", "CAIRN_APACHE"),
+    ] {
         println!("cargo::rustc-check-cfg=cfg({cfg})");
         println!("cargo::rerun-if-env-changed={var}");
         if std::env::var_os(var).is_some() {

@@ -112,8 +112,12 @@ pub trait Config: std::fmt::Debug + Send {
     /// the certificate and key (and the options file) to the block that
     /// serves each name, making that block listen with TLS or adding an
     /// HTTPS block/vhost next to the HTTP one.
-    fn deploy(&mut self, names: &[String], cert: &CertPaths, settings: &Settings)
-    -> Result<(), Error>;
+    fn deploy(
+        &mut self,
+        names: &[String],
+        cert: &CertPaths,
+        settings: &Settings,
+    ) -> Result<(), Error>;
 
     /// Turns `what` on for `names` (after [`Config::deploy`]).
     fn enhance(
