@@ -94,8 +94,10 @@ impl Site {
         }
         let nginx = self.nginx();
         std::fs::write(self.settings().options_file, nginx.options_file_contents()).unwrap();
-        if std::env::var_os("CAIRN_NGINX").is_some() {
-            if let Err(e) = nginx.config_test() {
+        if std::env::var_os("CAIRN_NGINX").is_some()
+            && let Err(e) = nginx.config_test()
+        {
+            {
                 let mut listing = String::new();
                 for (path, doc) in config.files() {
                     listing.push_str(&format!(
