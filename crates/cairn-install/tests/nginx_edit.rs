@@ -169,7 +169,7 @@ fn deploy_reuses_an_https_block_and_replaces_its_certificate() {
     let full = site.cert().fullchain.display().to_string();
     assert!(
         text.contains(&format!(
-            "\t\tssl_certificate \"{full}\"; {MARKER} # mine\n"
+            "\t\tssl_certificate \"{full}\"; # mine {MARKER}\n"
         )),
         "{text}"
     );

@@ -426,17 +426,19 @@ impl NginxConfig {
         }
     }
 
-    /// The edit that replaces the directive at `loc` by `text`, marked.
+    /// The edit that replaces the directive at `loc` by `text`, marked:
+    /// what followed it on its line (a comment, say) stays, and the line
+    /// ends with the marker.
     fn replace_directive(&self, loc: &Loc, text: &str) -> (usize, Span, String) {
         let src = self.files[loc.file].doc.source();
         let span = self.directive(loc).span();
         let rest = rest_of_line(src, span.end);
-        let text = if rest.trim_start().starts_with(MARKER) {
-            text.to_owned()
-        } else {
-            format!("{text} {MARKER}")
-        };
-        (loc.file, span, text)
+        let kept = rest.trim_end();
+        if kept.ends_with(MARKER) {
+            return (loc.file, span, text.to_owned());
+        }
+        let end = span.end + rest.trim_end_matches(['\r', ' ', '\t']).len();
+        (loc.file, span.start..end, format!("{text}{kept} {MARKER}"))
     }
 
     fn servers_and_http(&self) -> Walk {
@@ -824,16 +826,26 @@ fn mark_lines(text: &[u8]) -> String {
     }
     let mut out = Vec::with_capacity(text.len() + 64);
     let mut line_start = 0;
+    let mut out_line_start = 0;
     for (i, &b) in text.iter().enumerate() {
         if b == b'\n' {
             let line = &text[line_start..i];
             let inside = tokens.iter().any(|t| t.start < i && i < t.end);
             let blank = line.iter().all(|c| c.is_ascii_whitespace());
+            let comment = line.trim_ascii_start().starts_with(b"#");
+            line_start = i + 1;
+            if !inside && (comment || (blank && (out.ends_with(b"\n\n") || out.is_empty()))) {
+                // A comment-only or repeated blank line is not copied.
+                out.truncate(out_line_start);
+                continue;
+            }
             if !inside && !blank && !line.ends_with(MARKER.as_bytes()) {
                 out.push(b' ');
                 out.extend_from_slice(MARKER.as_bytes());
             }
-            line_start = i + 1;
+            out.push(b);
+            out_line_start = out.len();
+            continue;
         }
         out.push(b);
     }
@@ -1056,11 +1068,15 @@ impl NginxConfig {
             let server = &walk.servers[i];
             let has_redirect = server.directives.iter().any(|l| {
                 let d = self.directive(l);
-                let args: Vec<&str> = d.arg_values().collect();
-                (d.name.value == "if" && args.first() == Some(&"($scheme"))
-                    || (d.name.value == "return"
+                let redirects = |d: &Directive| {
+                    let args: Vec<&str> = d.arg_values().collect();
+                    d.name.value == "return"
                         && matches!(args.first(), Some(&("301" | "302" | "307" | "308")))
-                        && args.get(1).is_some_and(|u| u.starts_with("https://")))
+                        && args.get(1).is_some_and(|u| u.starts_with("https://"))
+                };
+                let scheme_test = d.args.first().is_some_and(|a| a.value == "($scheme");
+                redirects(d)
+                    || (d.name.value == "if" && (scheme_test || d.children().iter().any(redirects)))
             });
             if has_redirect {
                 return Ok(());
