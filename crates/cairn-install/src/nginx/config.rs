@@ -716,25 +716,32 @@ fn collect_includes(dirs: &[Directive], out: &mut Vec<(String, usize)>) {
 fn choose(servers: &[Server], name: &str, port: u16) -> Result<Option<usize>, Error> {
     let mut best: Option<Rank> = None;
     let mut tied: Vec<usize> = Vec::new();
-    for (i, s) in servers.iter().enumerate() {
-        if !s.listens_on(port) {
-            continue;
-        }
-        let Some(r) = s
-            .names
-            .iter()
-            .filter_map(|(n, order)| rank(n, name, *order))
-            .min()
-        else {
-            continue;
-        };
-        match best {
-            Some(b) if r > b => {}
-            Some(b) if r == b => tied.push(i),
-            _ => {
-                best = Some(r);
-                tied = vec![i];
+    // Names first, regexes (compiled only then) when no name matched: the
+    // order nginx tries them in.
+    for regexes in [false, true] {
+        for (i, s) in servers.iter().enumerate() {
+            if !s.listens_on(port) {
+                continue;
             }
+            let ranks = s
+                .names
+                .iter()
+                .filter(|(n, _)| n.starts_with('~') == regexes)
+                .filter_map(|(n, order)| rank(n, name, *order));
+            let Some(r) = ranks.min() else {
+                continue;
+            };
+            match best {
+                Some(b) if r > b => {}
+                Some(b) if r == b => tied.push(i),
+                _ => {
+                    best = Some(r);
+                    tied = vec![i];
+                }
+            }
+        }
+        if best.is_some() {
+            break;
         }
     }
     if tied.len() <= 1 {
