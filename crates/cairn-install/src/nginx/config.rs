@@ -62,6 +62,8 @@ struct Server {
     listens: Vec<(Option<Loc>, Listen)>,
     /// `server_name` entries with their position among the regexes.
     names: Vec<(String, usize)>,
+    /// How many `listen` directives it has (HTTP/3 ones included).
+    listen_directives: usize,
     /// Every directive at server level, includes followed (the include
     /// directives themselves too).
     directives: Vec<Loc>,
@@ -75,7 +77,7 @@ impl Server {
     }
 
     fn has_explicit_listen(&self) -> bool {
-        self.listens.iter().any(|(loc, _)| loc.is_some())
+        self.listen_directives > 0
     }
 }
 
@@ -313,10 +315,12 @@ impl NginxConfig {
         self.server_level(loc.file, &loc.path, 0, &mut directives);
         let mut listens = Vec::new();
         let mut names = Vec::new();
+        let mut listen_directives = 0;
         for l in &directives {
             let d = self.directive(l);
             match d.name.value.as_str() {
                 "listen" => {
+                    listen_directives += 1;
                     if let Some(listen) = Listen::parse(d.arg_values()) {
                         listens.push((Some(l.clone()), listen));
                     }
@@ -335,7 +339,7 @@ impl NginxConfig {
                 _ => {}
             }
         }
-        if listens.is_empty() {
+        if listen_directives == 0 {
             let implicit = Listen {
                 addr: Addr::Any4,
                 port: DEFAULT_PORT,
@@ -349,6 +353,7 @@ impl NginxConfig {
             loc,
             listens,
             names,
+            listen_directives,
             directives,
         }
     }
