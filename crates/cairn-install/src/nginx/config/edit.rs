@@ -340,6 +340,9 @@ fn mark_lines(text: &[u8]) -> String {
             for d in dirs {
                 out.push(d.name.span.clone());
                 out.extend(d.args.iter().map(|a| a.span.clone()));
+                if let (true, Some(b)) = (d.name.value.ends_with("_by_lua_block"), d.block()) {
+                    out.push(b.close_trivia.clone());
+                }
                 collect(d.children(), out);
             }
         }
