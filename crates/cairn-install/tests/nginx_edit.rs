@@ -447,3 +447,26 @@ fn include_cycle_is_an_error() {
     // for the parser, and nginx's own test catches the recursion.
     assert!(err.is_ok());
 }
+
+#[test]
+fn copied_lua_blocks_are_not_marked() {
+    let site = one(
+        "events {}\nhttp {\n  server {\n    listen 80 default_server;\n    location / {\n      content_by_lua_block {\n        # not a comment in Lua: a length\n        ngx.say(#\"x\") -- ' {\n      }\n    }\n  }\n}\n",
+    );
+    let mut config = site.load();
+    config
+        .deploy(&names(&["lua.test"]), &site.cert(), &site.settings())
+        .unwrap();
+    let text = site.changed(&config, "nginx.conf");
+    let copy = &text[text.find("server_name lua.test").unwrap()..];
+    assert!(
+        copy.contains(&format!(
+            "        # not a comment in Lua: a length\n        ngx.say(#\"x\") -- ' {{\n      }} {MARKER}\n"
+        )),
+        "{text}"
+    );
+    assert!(
+        copy.contains(&format!("      content_by_lua_block {{ {MARKER}\n")),
+        "{text}"
+    );
+}

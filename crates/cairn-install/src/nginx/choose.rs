@@ -91,6 +91,11 @@ impl Listen {
             ssl: false,
             default_server: false,
         };
+        let args: Vec<&str> = args.collect();
+        if args.contains(&"quic") {
+            // HTTP/3 listens on UDP: no TLS listen of ours to reuse or fix.
+            return None;
+        }
         for a in args {
             match a {
                 "ssl" => listen.ssl = true,
@@ -186,6 +191,7 @@ mod tests {
             Some(Addr::Unix("/run/x.sock".into()))
         );
         assert_eq!(listen("a:b"), None);
+        assert_eq!(listen("443 quic reuseport"), None);
     }
 
     #[test]

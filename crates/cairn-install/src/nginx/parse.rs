@@ -9,7 +9,9 @@
 //! a word it is part of the word). After a quoted token only a space, `;`,
 //! `{` or `)` may follow. The bodies of `map`, `geo`, `types`,
 //! `split_clients` and `if (...)` use the same tokens, so they need no
-//! special case.
+//! special case. The body of a `*_by_lua_block` (Lua code, which the Lua
+//! module reads with its own lexer) is kept as one opaque span, its
+//! strings, long brackets and comments skipped when looking for its `}`.
 
 use std::ops::Range;
 
@@ -296,7 +298,13 @@ impl Parser<'_> {
                     if self.depth > MAX_DEPTH {
                         return Err(self.error(open.start, "blocks nested too deeply"));
                     }
-                    let (children, close_trivia) = self.directives(true)?;
+                    let (children, close_trivia) = if name.value.ends_with("_by_lua_block") {
+                        // Lua code, read by the Lua module's own lexer: kept
+                        // as one opaque span.
+                        (Vec::new(), self.lua_body(open.start)?)
+                    } else {
+                        self.directives(true)?
+                    };
                     self.depth -= 1;
                     // `directives(true)` returned at a `}`.
                     let close = self.pos..self.pos + 1;
@@ -389,6 +397,76 @@ impl Parser<'_> {
             span,
             quoted: false,
         })
+    }
+}
+
+impl Parser<'_> {
+    /// The body of a `*_by_lua_block { ... }` up to its closing `}` (left
+    /// at `self.pos`): Lua strings, long strings `[[...]]`/`[==[...]==]`
+    /// and comments (`--`, `--[[...]]`) may hold braces.
+    fn lua_body(&mut self, open: usize) -> Result<Span, ParseError> {
+        let start = self.pos;
+        let mut depth = 0usize;
+        let eof = |p: &Self| p.error(open, "unexpected end of file in a Lua block");
+        loop {
+            let Some(&b) = self.src.get(self.pos) else {
+                return Err(eof(self));
+            };
+            match b {
+                b'{' => depth += 1,
+                b'}' if depth == 0 => return Ok(start..self.pos),
+                b'}' => depth -= 1,
+                b'"' | b'\'' => {
+                    self.pos += 1;
+                    loop {
+                        match self.src.get(self.pos) {
+                            None => return Err(eof(self)),
+                            Some(b'\\') => self.pos += 2,
+                            Some(&c) if c == b => break,
+                            Some(_) => self.pos += 1,
+                        }
+                    }
+                }
+                b'[' if self.long_bracket().is_some() => {
+                    self.skip_long_bracket().ok_or_else(|| eof(self))?;
+                    continue;
+                }
+                b'-' if self.src.get(self.pos + 1) == Some(&b'-') => {
+                    self.pos += 2;
+                    if self.src.get(self.pos) == Some(&b'[') && self.long_bracket().is_some() {
+                        self.skip_long_bracket().ok_or_else(|| eof(self))?;
+                    } else {
+                        while self.src.get(self.pos).is_some_and(|&c| c != b'\n') {
+                            self.pos += 1;
+                        }
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            self.pos += 1;
+        }
+    }
+
+    /// The level of a Lua long bracket `[==[` at `self.pos`.
+    fn long_bracket(&self) -> Option<usize> {
+        let rest = self.src.get(self.pos + 1..)?;
+        let level = rest.iter().take_while(|&&c| c == b'=').count();
+        (rest.get(level) == Some(&b'[')).then_some(level)
+    }
+
+    /// Skips a long bracket string or comment; `None` when unterminated.
+    fn skip_long_bracket(&mut self) -> Option<()> {
+        let level = self.long_bracket()?;
+        self.pos += level + 2;
+        let mut close = vec![b']'];
+        close.extend(std::iter::repeat_n(b'=', level));
+        close.push(b']');
+        let at = self.src[self.pos..]
+            .windows(close.len())
+            .position(|w| w == close)?;
+        self.pos += at + close.len();
+        Some(())
     }
 }
 
@@ -520,6 +598,16 @@ mod tests {
     fn brace_inside_a_word_is_part_of_it() {
         let doc = roundtrip("a b}c;");
         assert_eq!(doc.directives()[0].args[0].value, "b}c");
+    }
+
+    #[test]
+    fn lua_blocks_are_opaque() {
+        let doc = roundtrip(
+            "content_by_lua_block {\n  -- don't { count\n  local t = { a = \"}\" } --[[ } ]]\n  ngx.say([==[ ]] } ]==], '{')\n}\nserver { listen 80; }\n",
+        );
+        assert_eq!(doc.directives().len(), 2);
+        assert!(doc.directives()[0].children().is_empty());
+        assert!(parse("access_by_lua_block { ngx.say('x) }").is_err());
     }
 
     #[test]
