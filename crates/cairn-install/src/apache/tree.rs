@@ -15,6 +15,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::syntax::{self, Directive, Node};
 use crate::Error;
@@ -39,8 +40,9 @@ const MAX_DEPTH: usize = 128;
 pub(crate) struct SourceFile {
     /// The bytes read, or `None` for a file an edit creates.
     pub(crate) original: Option<Vec<u8>>,
-    /// Its nodes; printing them gives the file.
-    pub(crate) nodes: Vec<Node>,
+    /// Its nodes; printing them gives the file. Shared, so reading the
+    /// configuration again copies nothing; an edit copies on write.
+    pub(crate) nodes: Arc<Vec<Node>>,
     /// `"\r\n"` when the file's first line ends so, else `"\n"`.
     pub(crate) eol: &'static str,
 }
@@ -57,7 +59,7 @@ impl SourceFile {
         };
         Self {
             original,
-            nodes,
+            nodes: Arc::new(nodes),
             eol,
         }
     }
@@ -145,12 +147,12 @@ impl View {
 }
 
 impl Tree {
-    /// Reads `main` and everything it includes.
+    /// Reads `main` and everything it includes, and what is in effect.
     pub(crate) fn load(
         root: &Path,
         main: &Path,
         env: BTreeMap<String, String>,
-    ) -> Result<Self, Error> {
+    ) -> Result<(Self, View), Error> {
         let mut tree = Self {
             root: root.to_path_buf(),
             main: main.to_path_buf(),
@@ -158,8 +160,8 @@ impl Tree {
             files: BTreeMap::new(),
             globs: HashMap::new(),
         };
-        tree.walk()?;
-        Ok(tree)
+        let view = tree.walk()?;
+        Ok((tree, view))
     }
 
     /// Parses text as the file at `path` (for tests and fuzzing).
@@ -298,7 +300,7 @@ impl Walker {
             });
         }
         let nodes = match tree.files.get(path) {
-            Some(file) => file.nodes.clone(),
+            Some(file) => Arc::clone(&file.nodes),
             None => return Ok(()),
         };
         self.nodes(tree, path, &nodes, &mut Vec::new(), depth, None)
@@ -444,7 +446,7 @@ impl Walker {
                         let nodes = tree
                             .files
                             .get(&file)
-                            .map(|f| f.nodes.clone())
+                            .map(|f| Arc::clone(&f.nodes))
                             .unwrap_or_default();
                         // What an included file says counts for the vhost
                         // it is included in.
