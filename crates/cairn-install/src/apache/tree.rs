@@ -324,6 +324,10 @@ impl Walker {
                 }
                 Node::Section(s) => {
                     let name = s.open.name.to_ascii_lowercase();
+                    if !(name == "virtualhost" || name.starts_with("if")) {
+                        at.pop();
+                        continue;
+                    }
                     let args = self.args(tree, &s.open);
                     match name.as_str() {
                         "virtualhost" if vhost.is_none() => {
@@ -367,6 +371,22 @@ impl Walker {
         depth: usize,
         mut vhost: Option<&mut VhostFacts>,
     ) -> Result<(), Error> {
+        const READ: &[&str] = &[
+            "servername",
+            "serveralias",
+            "sslengine",
+            "serverroot",
+            "define",
+            "undefine",
+            "loadmodule",
+            "listen",
+            "include",
+            "includeoptional",
+        ];
+        // Only the directives read here are worth lower-casing and resolving.
+        if !READ.iter().any(|r| d.name.eq_ignore_ascii_case(r)) {
+            return Ok(());
+        }
         let name = d.name.to_ascii_lowercase();
         let args = self.args(tree, d);
         let first = args.first();
@@ -554,15 +574,19 @@ pub(crate) fn parse_addr(addr: &str) -> (String, Option<u16>) {
 /// httpd's `ap_strcasecmp_match`: `*` any run of characters (dots too),
 /// `?` one character, no case.
 pub(crate) fn wildcard_match(pattern: &str, name: &str) -> bool {
-    let p: Vec<char> = pattern.to_lowercase().chars().collect();
-    let n: Vec<char> = name.to_lowercase().chars().collect();
+    if !pattern.contains(['*', '?']) {
+        return pattern.eq_ignore_ascii_case(name);
+    }
+    let p = pattern.as_bytes();
+    let n = name.as_bytes();
+    let eq = |a: u8, b: u8| a.eq_ignore_ascii_case(&b);
     let (mut pi, mut ni) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while ni < n.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+        if pi < p.len() && (p[pi] == b'?' || eq(p[pi], n[ni])) {
             pi += 1;
             ni += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        } else if pi < p.len() && p[pi] == b'*' {
             star = Some((pi, ni));
             pi += 1;
         } else if let Some((sp, sn)) = star {
@@ -573,7 +597,7 @@ pub(crate) fn wildcard_match(pattern: &str, name: &str) -> bool {
             return false;
         }
     }
-    while pi < p.len() && p[pi] == '*' {
+    while pi < p.len() && p[pi] == b'*' {
         pi += 1;
     }
     pi == p.len()
