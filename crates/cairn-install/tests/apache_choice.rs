@@ -532,3 +532,145 @@ fn config_test_passes_after_deploy_enhance_and_http01() {
     apply(&config.changes());
     root.apache().config_test().expect("valid after");
 }
+
+/// A free loopback port (bound then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Stops the Apache a test started.
+struct Running<'r> {
+    root: &'r Root,
+    ctl: std::ffi::OsString,
+}
+
+impl Running<'_> {
+    fn ctl(&self, args: &[&str]) -> std::process::Output {
+        let root = self.root.path("");
+        std::process::Command::new(&self.ctl)
+            .args(args)
+            .arg("-d")
+            .arg(&root)
+            .arg("-f")
+            .arg(root.join("apache2.conf"))
+            .env("APACHE_CONFDIR", &root)
+            .output()
+            .expect("run apache2ctl")
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let _ = self.ctl(&["-k", "stop"]);
+    }
+}
+
+fn curl(args: &[&str]) -> String {
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-S", "-D", "-", "--max-time", "5"])
+        .args(args)
+        .output()
+        .expect("curl");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+#[cfg_attr(not(peer_apache), ignore = "needs CAIRN_APACHE")]
+fn a_running_apache_serves_https_after_deploy_and_graceful_reload() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (http, https) = (free_port(), free_port());
+    let conf = format!(
+        "DefaultRuntimeDir ${{APACHE_RUN_DIR}}\nPidFile ${{APACHE_PID_FILE}}\nErrorLog ${{APACHE_LOG_DIR}}/error.log\n\
+         User ${{APACHE_RUN_USER}}\nGroup ${{APACHE_RUN_GROUP}}\nServerName localhost\n\
+         IncludeOptional mods-enabled/*.load\nIncludeOptional mods-enabled/*.conf\n\
+         Listen 127.0.0.1:{http}\n<IfModule ssl_module>\n\tListen 127.0.0.1:{https} https\n</IfModule>\n\
+         IncludeOptional sites/*.conf\n"
+    );
+    let root = Root::new(&[("apache2.conf", &conf)]);
+    let www = root.dir.path().join("www");
+    std::fs::create_dir_all(&www).expect("mkdir");
+    std::fs::write(www.join("index.html"), "hello from apache\n").expect("write");
+    for dir in [root.dir.path(), www.as_path()] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    std::fs::create_dir_all(root.path("sites")).expect("mkdir");
+    std::fs::write(
+        root.path("sites/a.conf"),
+        format!(
+            "<VirtualHost *:{http}>\n\tServerName a.example\n\tDocumentRoot {}\n\t<Directory {}>\n\t\tRequire all granted\n\t</Directory>\n</VirtualHost>\n",
+            www.display(),
+            www.display()
+        ),
+    )
+    .expect("write");
+    let running = Running {
+        root: &root,
+        ctl: std::env::var_os("CAIRN_APACHE").expect("CAIRN_APACHE"),
+    };
+    let started = running.ctl(&["-k", "start"]);
+    assert!(started.status.success(), "{started:?}");
+    let http_url = format!("http://a.example:{http}/index.html");
+    let resolve_http = format!("a.example:{http}:127.0.0.1");
+    let mut page = String::new();
+    for _ in 0..50 {
+        page = curl(&["--resolve", &resolve_http, &http_url]);
+        if page.contains("hello from apache") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(page.contains("hello from apache"), "{page}");
+
+    let settings = Settings {
+        https_port: https,
+        http_port: http,
+        options_file: root.path("options-ssl-apache.conf"),
+    };
+    let names = ["a.example".to_owned()];
+    let mut config = root.load();
+    config
+        .deploy(&names, &root.cert("live"), &settings)
+        .expect("deploy");
+    config
+        .enhance(&names, Enhancement::Redirect, &settings)
+        .expect("redirect");
+    config
+        .enhance(&names, Enhancement::Hsts, &settings)
+        .expect("hsts");
+    apply(&config.changes());
+    let apache = root.apache();
+    apache.config_test().expect("config test");
+    apache.reload().expect("graceful reload");
+
+    let https_url = format!("https://a.example:{https}/index.html");
+    let resolve_https = format!("a.example:{https}:127.0.0.1");
+    let mut page = String::new();
+    for _ in 0..50 {
+        page = curl(&["-k", "--resolve", &resolve_https, &https_url]);
+        if page.contains("hello from apache") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let log = std::fs::read_to_string(root.dir.path().join("log/error.log")).unwrap_or_default();
+    assert!(page.contains("hello from apache"), "{page}\n{log}");
+    assert!(
+        page.to_ascii_lowercase()
+            .contains("strict-transport-security: max-age=31536000"),
+        "{page}"
+    );
+    let redirect = curl(&["--resolve", &resolve_http, &http_url]);
+    assert!(redirect.starts_with("HTTP/1.1 301"), "{redirect}");
+    assert!(
+        redirect.contains(&format!("Location: https://a.example:{https}/index.html")),
+        "{redirect}"
+    );
+}

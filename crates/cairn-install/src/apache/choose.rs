@@ -34,8 +34,9 @@ pub(crate) fn choose<'v>(
     port: u16,
     fallback: bool,
 ) -> Result<Option<(&'v VirtualHost, How)>, Error> {
-    // Address groups on the port, in order of first appearance.
-    let mut groups: Vec<(String, Vec<&VirtualHost>)> = Vec::new();
+    // Address groups on the port, in order of first appearance; a vhost
+    // naming one address twice is in its group once.
+    let mut groups: Vec<(&str, Vec<&VirtualHost>)> = Vec::new();
     for vhost in &view.vhosts {
         for (host, p) in &vhost.addrs {
             if p.is_some_and(|p| p != port) {
@@ -43,11 +44,11 @@ pub(crate) fn choose<'v>(
             }
             match groups.iter_mut().find(|(h, _)| h == host) {
                 Some((_, members)) => {
-                    if !members.iter().any(|m| same(m, vhost)) {
+                    if !members.last().is_some_and(|m| std::ptr::eq(*m, vhost)) {
                         members.push(vhost);
                     }
                 }
-                None => groups.push((host.clone(), vec![vhost])),
+                None => groups.push((host, vec![vhost])),
             }
         }
     }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::OPTIONS_SSL_APACHE;
 use super::choose::{How, choose};
@@ -28,8 +29,7 @@ impl ApacheConfig {
         vhost_root: &Path,
         le_vhost_ext: &str,
     ) -> Result<Self, Error> {
-        let mut tree = Tree::load(root, main, env)?;
-        let view = tree.walk()?;
+        let (tree, view) = Tree::load(root, main, env)?;
         Ok(Self {
             tree,
             view,
@@ -272,7 +272,7 @@ impl ApacheConfig {
                 self.tree.add_file(target, &text)?;
             }
         }
-        self.refresh()
+        Ok(())
     }
 
     /// Adds `Listen PORT` after the last `Listen` when none covers `port`.
@@ -298,7 +298,7 @@ impl ApacheConfig {
         };
         let (nodes, index, indent) = match at.split_last() {
             Some((last, parents)) => {
-                let nodes = nodes_at(&mut parsed.nodes, parents);
+                let nodes = nodes_at(Arc::make_mut(&mut parsed.nodes), parents);
                 let indent = match nodes.get(*last) {
                     Some(Node::Directive(d)) => d.indent(),
                     _ => String::new(),
@@ -306,8 +306,9 @@ impl ApacheConfig {
                 (nodes, last + 1, indent)
             }
             None => {
-                let len = parsed.nodes.len();
-                (&mut parsed.nodes, len, String::new())
+                let nodes = Arc::make_mut(&mut parsed.nodes);
+                let len = nodes.len();
+                (nodes, len, String::new())
             }
         };
         let text = marked(&indent, &syntax::line(&indent, "Listen", &args, eol), eol);
@@ -342,7 +343,7 @@ impl ApacheConfig {
             .get_mut(&vhost.file)
             .ok_or_else(|| lost(vhost))?;
         let (last, parents) = vhost.at.split_last().ok_or_else(|| lost(vhost))?;
-        match nodes_at(&mut file.nodes, parents).get_mut(*last) {
+        match nodes_at(Arc::make_mut(&mut file.nodes), parents).get_mut(*last) {
             Some(Node::Section(s)) => Ok(s),
             _ => Err(lost(vhost)),
         }
@@ -357,7 +358,7 @@ impl ApacheConfig {
             .get_mut(&vhost.file)
             .ok_or_else(|| lost(vhost))?;
         let (last, parents) = vhost.at.split_last().ok_or_else(|| lost(vhost))?;
-        let nodes = nodes_at(&mut file.nodes, parents);
+        let nodes = nodes_at(Arc::make_mut(&mut file.nodes), parents);
         insert_at(nodes, last + 1, &marked("", line, eol), eol);
         Ok(())
     }

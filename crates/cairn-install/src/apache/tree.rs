@@ -15,6 +15,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::syntax::{self, Directive, Node};
 use crate::Error;
@@ -39,8 +40,9 @@ const MAX_DEPTH: usize = 128;
 pub(crate) struct SourceFile {
     /// The bytes read, or `None` for a file an edit creates.
     pub(crate) original: Option<Vec<u8>>,
-    /// Its nodes; printing them gives the file.
-    pub(crate) nodes: Vec<Node>,
+    /// Its nodes; printing them gives the file. Shared, so reading the
+    /// configuration again copies nothing; an edit copies on write.
+    pub(crate) nodes: Arc<Vec<Node>>,
     /// `"\r\n"` when the file's first line ends so, else `"\n"`.
     pub(crate) eol: &'static str,
 }
@@ -57,7 +59,7 @@ impl SourceFile {
         };
         Self {
             original,
-            nodes,
+            nodes: Arc::new(nodes),
             eol,
         }
     }
@@ -145,12 +147,12 @@ impl View {
 }
 
 impl Tree {
-    /// Reads `main` and everything it includes.
+    /// Reads `main` and everything it includes, and what is in effect.
     pub(crate) fn load(
         root: &Path,
         main: &Path,
         env: BTreeMap<String, String>,
-    ) -> Result<Self, Error> {
+    ) -> Result<(Self, View), Error> {
         let mut tree = Self {
             root: root.to_path_buf(),
             main: main.to_path_buf(),
@@ -158,8 +160,8 @@ impl Tree {
             files: BTreeMap::new(),
             globs: HashMap::new(),
         };
-        tree.walk()?;
-        Ok(tree)
+        let view = tree.walk()?;
+        Ok((tree, view))
     }
 
     /// Parses text as the file at `path` (for tests and fuzzing).
@@ -298,7 +300,7 @@ impl Walker {
             });
         }
         let nodes = match tree.files.get(path) {
-            Some(file) => file.nodes.clone(),
+            Some(file) => Arc::clone(&file.nodes),
             None => return Ok(()),
         };
         self.nodes(tree, path, &nodes, &mut Vec::new(), depth, None)
@@ -322,6 +324,10 @@ impl Walker {
                 }
                 Node::Section(s) => {
                     let name = s.open.name.to_ascii_lowercase();
+                    if !(name == "virtualhost" || name.starts_with("if")) {
+                        at.pop();
+                        continue;
+                    }
                     let args = self.args(tree, &s.open);
                     match name.as_str() {
                         "virtualhost" if vhost.is_none() => {
@@ -365,6 +371,22 @@ impl Walker {
         depth: usize,
         mut vhost: Option<&mut VhostFacts>,
     ) -> Result<(), Error> {
+        const READ: &[&str] = &[
+            "servername",
+            "serveralias",
+            "sslengine",
+            "serverroot",
+            "define",
+            "undefine",
+            "loadmodule",
+            "listen",
+            "include",
+            "includeoptional",
+        ];
+        // Only the directives read here are worth lower-casing and resolving.
+        if !READ.iter().any(|r| d.name.eq_ignore_ascii_case(r)) {
+            return Ok(());
+        }
         let name = d.name.to_ascii_lowercase();
         let args = self.args(tree, d);
         let first = args.first();
@@ -444,7 +466,7 @@ impl Walker {
                         let nodes = tree
                             .files
                             .get(&file)
-                            .map(|f| f.nodes.clone())
+                            .map(|f| Arc::clone(&f.nodes))
                             .unwrap_or_default();
                         // What an included file says counts for the vhost
                         // it is included in.
@@ -552,15 +574,19 @@ pub(crate) fn parse_addr(addr: &str) -> (String, Option<u16>) {
 /// httpd's `ap_strcasecmp_match`: `*` any run of characters (dots too),
 /// `?` one character, no case.
 pub(crate) fn wildcard_match(pattern: &str, name: &str) -> bool {
-    let p: Vec<char> = pattern.to_lowercase().chars().collect();
-    let n: Vec<char> = name.to_lowercase().chars().collect();
+    if !pattern.contains(['*', '?']) {
+        return pattern.eq_ignore_ascii_case(name);
+    }
+    let p = pattern.as_bytes();
+    let n = name.as_bytes();
+    let eq = |a: u8, b: u8| a.eq_ignore_ascii_case(&b);
     let (mut pi, mut ni) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while ni < n.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
+        if pi < p.len() && (p[pi] == b'?' || eq(p[pi], n[ni])) {
             pi += 1;
             ni += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        } else if pi < p.len() && p[pi] == b'*' {
             star = Some((pi, ni));
             pi += 1;
         } else if let Some((sp, sn)) = star {
@@ -571,7 +597,7 @@ pub(crate) fn wildcard_match(pattern: &str, name: &str) -> bool {
             return false;
         }
     }
-    while pi < p.len() && p[pi] == '*' {
+    while pi < p.len() && p[pi] == b'*' {
         pi += 1;
     }
     pi == p.len()
