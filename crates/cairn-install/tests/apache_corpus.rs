@@ -7,6 +7,7 @@
 mod apache_support;
 
 use apache_support::{apply, cases, names, stage};
+use cairn_install::apache::OPTIONS_SSL_APACHE;
 use cairn_install::{Config, Enhancement, MARKER, WebServer};
 
 #[test]
@@ -68,6 +69,8 @@ fn deploy_and_enhance_add_only_marked_lines_and_are_idempotent() {
             check_marked(&case.display().to_string(), path, &before, &after);
         }
         apply(&first);
+        // What the Installer writes after planning (crate::options).
+        std::fs::write(&settings.options_file, OPTIONS_SSL_APACHE).expect("options");
         let second = run();
         assert!(
             second.is_empty(),
@@ -141,6 +144,8 @@ fn apache2ctl_accepts_every_case_before_and_after() {
                 }
             }
             apply(&config.changes());
+            // What the Installer writes after planning (crate::options).
+            std::fs::write(&settings.options_file, OPTIONS_SSL_APACHE).expect("options");
             if let Err(e) = apache.config_test() {
                 let mut files = String::new();
                 for (path, change) in &config.changes().files {

@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::OPTIONS_SSL_APACHE;
 use super::choose::{How, choose};
 use super::syntax::{self, Node, Section};
 use super::tree::{Tree, View, VirtualHost};
@@ -69,6 +68,8 @@ impl ApacheConfig {
 
     /// Deploys for one name.
     fn deploy_one(&mut self, name: &str, cert: &CertPaths, s: &Settings) -> Result<(), Error> {
+        // The installer writes the options file once the edit is planned.
+        self.tree.promise(&s.options_file);
         if let Some((https, _)) = choose(&self.view, name, s.https_port, false)? {
             let https = https.clone();
             return self.set_certificate(&https, cert, s);
@@ -133,7 +134,6 @@ impl ApacheConfig {
                 eol,
             );
         }
-        self.ensure_options_file(s)?;
         self.enable_module("ssl")?;
         self.ensure_listen(s.https_port)?;
         self.refresh()
@@ -196,7 +196,6 @@ impl ApacheConfig {
             self.tree
                 .add_file(enabler, &format!("{MARKER}{eol}{line}"))?;
         }
-        self.ensure_options_file(s)?;
         self.enable_module("ssl")?;
         self.refresh()?;
         if !self.view.vhosts.iter().any(|v| v.file == twin) {
@@ -207,15 +206,6 @@ impl ApacheConfig {
         }
         self.ensure_listen(s.https_port)?;
         self.refresh()
-    }
-
-    /// Adds the options file as a new file when it is on disk nowhere.
-    fn ensure_options_file(&mut self, s: &Settings) -> Result<(), Error> {
-        if s.options_file.exists() || self.tree.files.contains_key(&s.options_file) {
-            return Ok(());
-        }
-        self.tree
-            .add_file(s.options_file.clone(), OPTIONS_SSL_APACHE)
     }
 
     /// Enables module `name` as `a2enmod` does, with its `# Depends:`.

@@ -79,6 +79,9 @@ pub(crate) struct Tree {
     pub(crate) files: BTreeMap<PathBuf, SourceFile>,
     /// Include pattern → files on disk it matched when first seen.
     globs: HashMap<PathBuf, Vec<PathBuf>>,
+    /// Files someone else writes before the server reads the edit (the
+    /// shared TLS options file): an `Include` of one is not an error.
+    promised: BTreeSet<PathBuf>,
 }
 
 /// A `<VirtualHost>` in effect.
@@ -159,6 +162,7 @@ impl Tree {
             env,
             files: BTreeMap::new(),
             globs: HashMap::new(),
+            promised: BTreeSet::new(),
         };
         let view = tree.walk()?;
         Ok((tree, view))
@@ -200,6 +204,12 @@ impl Tree {
         file.original = None;
         self.files.insert(path, file);
         Ok(())
+    }
+
+    /// Notes that `path` will exist when httpd reads the configuration
+    /// (the installer writes the options file after planning the edit).
+    pub(crate) fn promise(&mut self, path: &Path) {
+        self.promised.insert(path.to_path_buf());
     }
 
     fn ensure_loaded(&mut self, path: &Path) -> Result<(), Error> {
@@ -250,7 +260,7 @@ impl Tree {
         }
         found.sort();
         found.dedup();
-        if found.is_empty() && !optional {
+        if found.is_empty() && !optional && !self.promised.contains(pattern) {
             return Err(if wild {
                 format!("Include: no file matches {text} (use IncludeOptional to allow none)")
             } else {
