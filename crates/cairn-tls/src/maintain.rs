@@ -60,6 +60,7 @@ async fn run(manager: TlsManager, names: Vec<String>) {
         .map(|n| n.to_string())
         .unwrap_or_default();
     let mut failures = 0u32;
+    let mut immediate = 0u32;
     let mut replacing: Option<Replacing> = None;
     loop {
         // Get a certificate (the first one, or a renewal that is due).
@@ -83,6 +84,7 @@ async fn run(manager: TlsManager, names: Vec<String>) {
         };
         replacing = None;
         // Watch it until it is due.
+        let mut first_check = true;
         loop {
             let now = OffsetDateTime::now_utc();
             let plan = plan(&manager, &served).await;
@@ -91,6 +93,17 @@ async fn run(manager: TlsManager, names: Vec<String>) {
                 tracing::warn!(serial = %served.loaded.info.serial_hex(), "the certificate is revoked; renewing now");
             }
             if plan.revoked || plan.at <= now {
+                // A certificate due as soon as it arrives (a CA issuing
+                // very short lifetimes, a clock off): renewing at once
+                // would loop, so back off as after a failure.
+                if first_check && !plan.revoked {
+                    immediate += 1;
+                    let wait = backoff(timings.retry_base, timings.retry_max, immediate);
+                    tracing::warn!(?wait, "the new certificate is already due; waiting");
+                    tokio::time::sleep(wait).await;
+                } else {
+                    immediate = 0;
+                }
                 replacing = Some(Replacing {
                     serial: served.loaded.info.serial_hex(),
                     cert_id: plan.cert_id,
@@ -98,6 +111,8 @@ async fn run(manager: TlsManager, names: Vec<String>) {
                 });
                 break;
             }
+            first_check = false;
+            immediate = 0;
             inner.send(Event::NextRenewal {
                 name: lineage.clone(),
                 at: plan.at,

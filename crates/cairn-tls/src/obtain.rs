@@ -195,7 +195,13 @@ async fn order(
     let mut request = NewOrder::new(identifiers.clone());
     request.profile = ca.profile.clone();
     if let Some(validity) = inner.config.requested_validity {
-        request.not_after = Some(OffsetDateTime::now_utc() + validity);
+        // Both ends: a CA backdates notBefore by default, which would make
+        // a short lifetime look mostly spent.
+        let now = OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .unwrap_or(OffsetDateTime::now_utc());
+        request.not_before = Some(now);
+        request.not_after = Some(now + validity);
     }
     request.replaces = replaces.clone();
     inner.count(|c| &c.orders);

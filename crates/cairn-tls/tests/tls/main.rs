@@ -171,7 +171,7 @@ async fn renewals_swap_in_under_load_without_failures() {
         .certificate(["r.example"])
         .ca(ca.ca_config())
         .challenges(&[Challenge::TlsAlpn01])
-        .requested_validity(Duration::from_secs(12))
+        .requested_validity(Duration::from_secs(9))
         .timings(fast())
         .build()
         .expect("manager");
