@@ -4,6 +4,7 @@
 //! revocation, and ARI.
 
 mod harness;
+mod pebble;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
