@@ -179,6 +179,25 @@ mod tests {
     }
 
     #[test]
+    fn a_file_written_by_cairn_tls_loads_as_managed() {
+        // What cairn-tls's disk.rs writes for a lineage it manages.
+        let text = "# Written by cairn-tls\nversion = 1\nserver = \"https://ca.example/dir\"\n\
+                    account = \"https://ca.example/acct/1\"\nkey_type = \"ecdsa-p256\"\n\
+                    domains = [\"a.example\"]\n\n[authenticator]\nkind = \"managed\"\nby = \"cairn-tls\"\n";
+        let temp = tempfile::tempdir().expect("tempdir");
+        let path = temp.path().join("a.example.toml");
+        std::fs::write(&path, text).expect("write");
+        let config = RenewalConfig::load(&path).expect("loads");
+        assert_eq!(
+            config.authenticator,
+            Authenticator::Managed {
+                by: "cairn-tls".into()
+            }
+        );
+        assert_eq!(config.domains, ["a.example"]);
+    }
+
+    #[test]
     fn renewal_files_round_trip_and_refuse_unknown_keys() {
         let config = RenewalConfig {
             version: RenewalConfig::VERSION,
