@@ -1,0 +1,12 @@
+//! Tests that run a real peer show as ignored unless the peer is named:
+//! `CAIRN_CHROMIUM` (with `CAIRN_CERTUTIL`) for the proxy's browser test
+//! (scripts/install-peers prints them).
+fn main() {
+    for (cfg, var) in [("peer_chromium", "CAIRN_CHROMIUM")] {
+        println!("cargo::rustc-check-cfg=cfg({cfg})");
+        println!("cargo::rerun-if-env-changed={var}");
+        if std::env::var_os(var).is_some() {
+            println!("cargo::rustc-cfg={cfg}");
+        }
+    }
+}
