@@ -69,6 +69,9 @@ pub(crate) enum Authenticator {
         credentials: PathBuf,
         propagation_seconds: u64,
     },
+    /// A server (`by`, e.g. `cairn-tls`) obtains and renews this lineage
+    /// itself; `cairn renew` leaves it alone, `cairn certificates` lists it.
+    Managed { by: String },
 }
 
 /// One name and the webroot that serves it.
@@ -110,7 +113,7 @@ impl RenewalConfig {
         if let Some(dir) = path.parent() {
             crate::storage::create_dir(dir, 0o755)?;
         }
-        write_atomic(path, text.as_bytes(), 0o644)
+        Ok(write_atomic(path, text.as_bytes(), 0o644)?)
     }
 }
 
@@ -215,6 +218,10 @@ mod tests {
                 auth_hook: "/bin/auth".into(),
                 cleanup_hook: None,
             },
+            Authenticator::Managed {
+                by: "cairn-tls".into(),
+            },
+            // Last: the checks below edit its saved text.
             Authenticator::DnsRfc2136 {
                 credentials: "/etc/tsig.ini".into(),
                 propagation_seconds: 5,

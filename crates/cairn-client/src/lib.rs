@@ -66,6 +66,7 @@ mod certificate;
 mod client;
 mod error;
 mod headers;
+pub mod lineage;
 mod nonce;
 mod order;
 mod poll;

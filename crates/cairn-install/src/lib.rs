@@ -23,7 +23,14 @@
 #![warn(missing_docs)]
 
 pub mod apache;
+pub mod checkpoint;
+pub mod diff;
+pub mod lock;
 pub mod nginx;
+pub mod options;
+pub mod transaction;
+
+pub use transaction::{Applied, Installer, TemporaryChange};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

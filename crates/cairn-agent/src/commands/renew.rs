@@ -15,7 +15,7 @@ use crate::cli::RenewArgs;
 use crate::hooks;
 use crate::issue::{self, CertInfo, parse_names};
 use crate::output::{say, warn};
-use crate::renewal::{RenewalConfig, is_due, renewal_time};
+use crate::renewal::{Authenticator, RenewalConfig, is_due, renewal_time};
 use crate::solver::Solver;
 use crate::storage::CertName;
 
@@ -132,6 +132,14 @@ async fn renew_one(
     hooks_run: &mut HooksRun,
     connections: &mut Connections,
 ) -> Result<bool> {
+    if let Ok(config) = RenewalConfig::load(&ctx.dir.renewal_file(name))
+        && let Authenticator::Managed { by } = &config.authenticator
+    {
+        say(&format!(
+            "{name}: managed by {by}, which renews it itself; skipped."
+        ));
+        return Ok(false);
+    }
     let _lock = ctx.dir.lock(name)?;
     let config = RenewalConfig::load(&ctx.dir.renewal_file(name))?;
     let names: Vec<Identifier> = parse_names(&config.domains).with_context(|| {

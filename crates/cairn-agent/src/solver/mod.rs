@@ -54,6 +54,9 @@ impl Solver {
                 credentials,
                 propagation_seconds,
             } => Self::Rfc2136(rfc2136::Rfc2136::new(credentials, *propagation_seconds)?),
+            Authenticator::Managed { by } => anyhow::bail!(
+                "this certificate is managed by {by}, which obtains and renews it itself"
+            ),
         })
     }
 
