@@ -2,11 +2,9 @@
 //! `CAIRN_CHROMIUM` (with `CAIRN_CERTUTIL`) for the proxy's browser test
 //! (scripts/install-peers prints them).
 fn main() {
-    for (cfg, var) in [("peer_chromium", "CAIRN_CHROMIUM")] {
-        println!("cargo::rustc-check-cfg=cfg({cfg})");
-        println!("cargo::rerun-if-env-changed={var}");
-        if std::env::var_os(var).is_some() {
-            println!("cargo::rustc-cfg={cfg}");
-        }
+    println!("cargo::rustc-check-cfg=cfg(peer_chromium)");
+    println!("cargo::rerun-if-env-changed=CAIRN_CHROMIUM");
+    if std::env::var_os("CAIRN_CHROMIUM").is_some() {
+        println!("cargo::rustc-cfg=peer_chromium");
     }
 }

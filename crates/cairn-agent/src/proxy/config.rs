@@ -300,7 +300,19 @@ impl ProxyConfig {
 
 /// Parses the TOML text alone (no files are read).
 pub(crate) fn parse_file(text: &str) -> Result<ConfigFile> {
-    toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))
+    toml::from_str(text).map_err(|e| {
+        // One line (it travels back over the control socket): where, what.
+        let message = e.message().trim().replace('\n', " ");
+        match e.span() {
+            Some(span) => {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                anyhow::anyhow!("line {line}, column {column}: {message}")
+            }
+            None => anyhow::anyhow!("{message}"),
+        }
+    })
 }
 
 fn build(file: ConfigFile, o: &Overrides) -> Result<ProxyConfig> {

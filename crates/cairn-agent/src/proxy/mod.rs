@@ -236,6 +236,7 @@ fn start_control_socket(
                 } else {
                     format!("error: unknown command {:?}; try reload", line.trim())
                 };
+                let answer = answer.replace('\n', " ");
                 let _ = write.write_all(format!("{answer}\n").as_bytes()).await;
             });
         }

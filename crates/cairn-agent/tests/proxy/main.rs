@@ -4,8 +4,11 @@
 //!
 //! ```text
 //! cargo test -p cairn-agent --test proxy
+//! CAIRN_CHROMIUM=/usr/bin/chromium CAIRN_CERTUTIL=/usr/bin/certutil \
+//!     cargo test -p cairn-agent --test proxy chromium
 //! ```
 
+mod browser;
 mod challenges;
 mod checks;
 #[allow(dead_code, unreachable_pub)]
