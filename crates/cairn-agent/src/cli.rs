@@ -103,6 +103,9 @@ pub(crate) enum Command {
     Certificates(CertificatesArgs),
     /// Delete a saved certificate (live, archive and renewal settings).
     Delete(DeleteArgs),
+    /// A reverse proxy with automatic HTTPS for any HTTP backend.
+    #[command(long_about = crate::proxy::cli::PROXY_ABOUT)]
+    Proxy(Box<crate::proxy::cli::ProxyArgs>),
 }
 
 /// Which ACME server, and how to trust it.

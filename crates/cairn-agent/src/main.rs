@@ -9,6 +9,7 @@ mod commands;
 mod hooks;
 mod issue;
 mod output;
+mod proxy;
 mod renewal;
 mod solver;
 mod storage;
@@ -87,6 +88,7 @@ async fn run(context: &Context, command: &Command) -> anyhow::Result<()> {
         Command::Revoke(args) => commands::revoke(context, args).await,
         Command::Certificates(args) => commands::certificates(context, args),
         Command::Delete(args) => commands::delete(context, args),
+        Command::Proxy(args) => proxy::proxy(context, args).await,
     }
 }
 

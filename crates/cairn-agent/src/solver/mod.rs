@@ -19,6 +19,8 @@ use cairn_proto::objects::ChallengeType;
 
 use crate::renewal::Authenticator;
 
+pub(crate) use self::rfc2136::Rfc2136;
+
 /// A solver, made from the renewal settings' [`Authenticator`].
 #[derive(Debug)]
 pub(crate) enum Solver {

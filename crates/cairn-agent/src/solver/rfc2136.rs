@@ -108,6 +108,37 @@ impl Rfc2136 {
         first_error.map_or(Ok(()), Err)
     }
 
+    /// Adds the TXT record `record` (a name, with or without the final
+    /// dot) = `value`, for callers that keep their own list of what to
+    /// delete (`cairn proxy`, through cairn-tls).
+    pub(crate) async fn add_txt(&self, record: &str, value: &str) -> Result<()> {
+        let record = Name::from_ascii(format!("{}.", record.trim_end_matches('.')))
+            .with_context(|| format!("the record name {record}"))?;
+        let zone = self.find_zone(&record).await?;
+        let message = update_message::append(txt_set(&record, value), zone.clone(), false, false);
+        self.send_update(message)
+            .await
+            .with_context(|| format!("adding the TXT record {record} in zone {zone}"))?;
+        tracing::info!(%record, %zone, "dns-01 TXT record added");
+        Ok(())
+    }
+
+    /// Deletes exactly the TXT value [`Rfc2136::add_txt`] added.
+    pub(crate) async fn delete_txt(&self, record: &str, value: &str) -> Result<()> {
+        let record = Name::from_ascii(format!("{}.", record.trim_end_matches('.')))
+            .with_context(|| format!("the record name {record}"))?;
+        let zone = self.find_zone(&record).await?;
+        let message = update_message::delete_by_rdata(txt_set(&record, value), zone, false);
+        self.send_update(message)
+            .await
+            .with_context(|| format!("deleting the TXT record {record}"))
+    }
+
+    /// How long to wait after an update before the CA looks.
+    pub(crate) fn propagation(&self) -> Duration {
+        self.propagation
+    }
+
     /// The zone `record` lives in: the closest enclosing name whose SOA the
     /// server answers with.
     async fn find_zone(&self, record: &Name) -> Result<Name> {

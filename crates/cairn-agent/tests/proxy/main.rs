@@ -1,0 +1,19 @@
+//! `cairn proxy` end to end: the real binary against cairn-ca in this
+//! process (its harness is the agent tests' own), an upstream in this
+//! process, and clients that trust only the CA's root.
+//!
+//! ```text
+//! cargo test -p cairn-agent --test proxy
+//! CAIRN_CHROMIUM=/usr/bin/chromium CAIRN_CERTUTIL=/usr/bin/certutil \
+//!     cargo test -p cairn-agent --test proxy chromium
+//! ```
+
+mod browser;
+mod challenges;
+mod checks;
+#[allow(dead_code, unreachable_pub)]
+#[path = "../agent/harness.rs"]
+mod harness;
+mod lifecycle;
+mod serving;
+mod support;
