@@ -1,0 +1,17 @@
+//! Tests that run a real nginx, Apache or Pebble show as ignored unless the
+//! peer is named: `CAIRN_NGINX=/usr/sbin/nginx`,
+//! `CAIRN_APACHE=/usr/sbin/apache2ctl`, `CAIRN_PEBBLE=1`
+//! (scripts/install-peers prints them).
+fn main() {
+    for (cfg, var) in [
+        ("peer_nginx", "CAIRN_NGINX"),
+        ("peer_apache", "CAIRN_APACHE"),
+        ("peer_pebble", "CAIRN_PEBBLE"),
+    ] {
+        println!("cargo::rustc-check-cfg=cfg({cfg})");
+        println!("cargo::rerun-if-env-changed={var}");
+        if std::env::var_os(var).is_some() {
+            println!("cargo::rustc-cfg={cfg}");
+        }
+    }
+}
