@@ -26,12 +26,15 @@
 
 #![forbid(unsafe_code)]
 
+pub mod browser;
 mod dns;
 mod http01;
 mod management;
 pub mod postgres;
+pub mod process;
 mod records;
 mod tls_alpn01;
+pub mod webserver;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
