@@ -129,6 +129,10 @@ impl Installer {
             });
         }
         let options = options::ensure(&self.options_file(), self.server.options_file_contents())?;
+        // The options file is cairn's own (written above, never over a
+        // person's edits), not part of the server's change.
+        let mut changes = changes;
+        changes.files.remove(&self.options_file());
         let checkpoint = self.checkpoints.save(&changes, description, false)?;
         server_elapsed += self.write_test_reload(&changes, &checkpoint)?;
         let elapsed = started.elapsed();

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use cairn_client::PreparedChallenge;
+use cairn_install::apache::Apache;
 use cairn_install::nginx::Nginx;
 use cairn_install::{Installer, TemporaryChange, WebServer};
 
@@ -27,8 +28,16 @@ pub(crate) fn web_server(config: &WebServerConfig) -> Result<Arc<dyn WebServer>>
             }
             Ok(Arc::new(nginx))
         }
-        // APACHE-PENDING: the Apache module is merged separately.
-        WebServerKind::Apache => anyhow::bail!("--apache is not available in this build yet"),
+        WebServerKind::Apache => {
+            let mut apache = Apache::new(&config.server_root).ctl(&config.ctl);
+            if let Some(dir) = &config.vhost_root {
+                apache = apache.vhost_root(dir);
+            }
+            if let Some(ext) = &config.le_vhost_ext {
+                apache = apache.le_vhost_ext(ext);
+            }
+            Ok(Arc::new(apache))
+        }
     }
 }
 
