@@ -1,10 +1,18 @@
 //! Tests that run a real peer show as ignored unless the peer is named:
-//! `CAIRN_CHROMIUM` (with `CAIRN_CERTUTIL`) for the proxy's browser test
-//! (scripts/install-peers prints them).
+//! `CAIRN_NGINX=/usr/sbin/nginx`, `CAIRN_APACHE=/usr/sbin/apache2ctl`,
+//! `CAIRN_PEBBLE=1`, `CAIRN_CHROMIUM` (with `CAIRN_CERTUTIL`) for the proxy's
+//! browser test (scripts/install-peers prints them).
 fn main() {
-    println!("cargo::rustc-check-cfg=cfg(peer_chromium)");
-    println!("cargo::rerun-if-env-changed=CAIRN_CHROMIUM");
-    if std::env::var_os("CAIRN_CHROMIUM").is_some() {
-        println!("cargo::rustc-cfg=peer_chromium");
+    for (cfg, var) in [
+        ("peer_nginx", "CAIRN_NGINX"),
+        ("peer_apache", "CAIRN_APACHE"),
+        ("peer_pebble", "CAIRN_PEBBLE"),
+        ("peer_chromium", "CAIRN_CHROMIUM"),
+    ] {
+        println!("cargo::rustc-check-cfg=cfg({cfg})");
+        println!("cargo::rerun-if-env-changed={var}");
+        if std::env::var_os(var).is_some() {
+            println!("cargo::rustc-cfg={cfg}");
+        }
     }
 }

@@ -6,6 +6,10 @@ use std::path::PathBuf;
 
 use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
 
+pub(crate) use crate::cli_install::{
+    ConfigChangesArgs, EnhanceArgs, EnhanceFlags, InstallArgs, InstallerArgs, RollbackArgs,
+};
+
 /// Let's Encrypt's production directory: the default `--server`, as for certbot.
 pub(crate) const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
 /// Let's Encrypt's staging directory, for `--staging` / `--test-cert`.
@@ -82,6 +86,26 @@ pub(crate) enum Command {
         until it is due for renewal, unless --force-renewal."
     )]
     Certonly(Box<CertonlyArgs>),
+    /// Obtain a certificate and install it into nginx or Apache (HTTPS on).
+    #[command(
+        long_about = "Obtain a certificate and install it: --nginx or --apache proves control \
+        of the names through the running server (http-01), then adds the certificate, \
+        the key and cairn's TLS settings to the server blocks / virtual hosts of those \
+        names, tests the configuration and reloads the server. Without -d: every name \
+        in the server's configuration (a choice on a terminal). The server's config \
+        test runs before and after every edit; on any failure every file is put back. \
+        `cairn renew` later deploys renewed certificates and reloads the server."
+    )]
+    Run(Box<CertonlyArgs>),
+    /// Install a saved certificate (or given files) into nginx or Apache.
+    Install(Box<InstallArgs>),
+    /// Turn on --redirect, --hsts or --uir for names already served over HTTPS.
+    Enhance(Box<EnhanceArgs>),
+    /// Undo the last configuration changes cairn made to nginx or Apache.
+    Rollback(RollbackArgs),
+    /// List the configuration changes (checkpoints) cairn made, newest last.
+    #[command(name = "config_changes", visible_alias = "config-changes")]
+    ConfigChanges(ConfigChangesArgs),
     /// Create an ACME account at the server, without ordering a certificate.
     Register(RegisterArgs),
     /// Show, update, deactivate or roll over the key of the ACME account.
@@ -172,13 +196,17 @@ pub(crate) struct CertonlyArgs {
         visible_alias = "domain",
         value_name = "NAME",
         value_delimiter = ',',
-        required = true
+        required_unless_present_any = ["nginx", "apache"]
     )]
     pub(crate) domains: Vec<String>,
     #[command(flatten)]
     pub(crate) server: ServerArgs,
     #[command(flatten)]
     pub(crate) registration: RegistrationArgs,
+    #[command(flatten)]
+    pub(crate) installer: InstallerArgs,
+    #[command(flatten)]
+    pub(crate) enhance: EnhanceFlags,
 
     /// Prove control with a built-in HTTP server (http-01) on --http-01-port.
     #[arg(long, group = "authenticator")]
@@ -222,7 +250,8 @@ pub(crate) struct CertonlyArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub(crate) dns_rfc2136_propagation_seconds: u64,
 
-    /// Port of the --standalone http-01 server.
+    /// Port of the --standalone http-01 server; with --nginx/--apache, the
+    /// port the server's plain-HTTP blocks listen on.
     #[arg(long = "http-01-port", value_name = "PORT", default_value_t = 80)]
     pub(crate) http01_port: u16,
     /// Address the --standalone http-01 server binds (default: all).

@@ -5,6 +5,7 @@
 mod acme;
 mod ari;
 mod cli;
+mod cli_install;
 mod commands;
 mod hooks;
 mod issue;
@@ -82,6 +83,11 @@ fn main() -> ExitCode {
 async fn run(context: &Context, command: &Command) -> anyhow::Result<()> {
     match command {
         Command::Certonly(args) => commands::certonly(context, args).await,
+        Command::Run(args) => commands::run(context, args).await,
+        Command::Install(args) => commands::install(context, args).await,
+        Command::Enhance(args) => commands::enhance(context, args).await,
+        Command::Rollback(args) => commands::rollback(context, args),
+        Command::ConfigChanges(args) => commands::config_changes(context, args),
         Command::Register(args) => commands::register(context, args).await,
         Command::Account(args) => commands::account(context, args).await,
         Command::Renew(args) => commands::renew(context, args).await,

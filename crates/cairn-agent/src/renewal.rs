@@ -35,6 +35,57 @@ pub(crate) struct RenewalConfig {
     pub(crate) authenticator: Authenticator,
     #[serde(default)]
     pub(crate) hooks: Hooks,
+    /// The web server the certificate is installed in, if any: `cairn
+    /// renew` deploys each new certificate there and reloads it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) installer: Option<InstallerConfig>,
+}
+
+/// A web server cairn talks to (`--nginx`/`--apache` and their flags).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WebServerConfig {
+    /// `nginx` or `apache`.
+    pub(crate) kind: WebServerKind,
+    /// The configuration directory.
+    pub(crate) server_root: PathBuf,
+    /// The control program.
+    pub(crate) ctl: PathBuf,
+    /// nginx: seconds to wait after a reload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) sleep_seconds: Option<f64>,
+    /// Apache: where new HTTPS virtual hosts go.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) vhost_root: Option<PathBuf>,
+    /// Apache: the ending of HTTPS twins of vhost files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) le_vhost_ext: Option<String>,
+    pub(crate) https_port: u16,
+    pub(crate) http_port: u16,
+}
+
+impl Eq for WebServerConfig {}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum WebServerKind {
+    Nginx,
+    Apache,
+}
+
+/// Where a lineage is installed and what was turned on there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct InstallerConfig {
+    pub(crate) server: WebServerConfig,
+    /// The names served over HTTPS with this certificate.
+    pub(crate) domains: Vec<String>,
+    #[serde(default)]
+    pub(crate) redirect: bool,
+    #[serde(default)]
+    pub(crate) hsts: bool,
+    #[serde(default)]
+    pub(crate) uir: bool,
 }
 
 /// How control of the names is proved, with its settings.
@@ -72,6 +123,9 @@ pub(crate) enum Authenticator {
     /// A server (`by`, e.g. `cairn-tls`) obtains and renews this lineage
     /// itself; `cairn renew` leaves it alone, `cairn certificates` lists it.
     Managed { by: String },
+    /// The running nginx or Apache answers http-01 from a temporary
+    /// location / alias, removed afterwards.
+    WebServer { server: WebServerConfig },
 }
 
 /// One name and the webroot that serves it.
@@ -218,11 +272,37 @@ mod tests {
                 deploy_hook: Some("systemctl reload nginx".into()),
                 ..Hooks::default()
             },
+            installer: None,
         };
         let temp = tempfile::tempdir().expect("tempdir");
         let path = temp.path().join("renewal/a.example.toml");
         config.save(&path).expect("save");
         assert_eq!(RenewalConfig::load(&path).expect("load"), config);
+        // A file from before installers (no [installer]) still loads.
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(!text.contains("installer"), "{text}");
+        let nginx = WebServerConfig {
+            kind: WebServerKind::Nginx,
+            server_root: "/etc/nginx".into(),
+            ctl: "nginx".into(),
+            sleep_seconds: Some(1.0),
+            vhost_root: None,
+            le_vhost_ext: None,
+            https_port: 443,
+            http_port: 80,
+        };
+        let installed = RenewalConfig {
+            installer: Some(InstallerConfig {
+                server: nginx.clone(),
+                domains: vec!["a.example".into()],
+                redirect: true,
+                hsts: false,
+                uir: false,
+            }),
+            ..config.clone()
+        };
+        installed.save(&path).expect("save");
+        assert_eq!(RenewalConfig::load(&path).expect("load"), installed);
         for authenticator in [
             Authenticator::Standalone {
                 address: Some("127.0.0.1".parse().expect("ip")),
@@ -244,6 +324,9 @@ mod tests {
             Authenticator::DnsRfc2136 {
                 credentials: "/etc/tsig.ini".into(),
                 propagation_seconds: 5,
+            },
+            Authenticator::WebServer {
+                server: nginx.clone(),
             },
         ] {
             let c = RenewalConfig {

@@ -16,6 +16,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::checkpoint::{Checkpoint, Checkpoints, write_atomic};
 use crate::lock::ServerLock;
@@ -31,6 +32,11 @@ pub struct Applied {
     pub files: Vec<PathBuf>,
     /// What happened to the shared TLS options file.
     pub options: Option<OptionsFile>,
+    /// The whole change, from taking the lock to the end of the reload.
+    pub elapsed: Duration,
+    /// Of that, the time the server's own programs took (config tests and
+    /// reload, with any sleep after it): the rest is cairn's overhead.
+    pub server_elapsed: Duration,
 }
 
 /// Changes one server's configuration safely. See the module docs.
@@ -103,7 +109,11 @@ impl Installer {
         description: &str,
         edit: impl FnOnce(&mut dyn Config) -> Result<(), Error>,
     ) -> Result<Applied, Error> {
-        let _lock = self.begin()?;
+        let started = Instant::now();
+        let _lock = ServerLock::acquire(&self.config_dir, self.server.name())?;
+        self.recover_temporary()?;
+        let (result, mut server_elapsed) = timed(|| self.server.config_test());
+        result?;
         let changes = self.plan(edit)?;
         if changes.files.is_empty() {
             tracing::info!(
@@ -114,21 +124,33 @@ impl Installer {
                 checkpoint: None,
                 files: Vec::new(),
                 options: None,
+                elapsed: started.elapsed(),
+                server_elapsed,
             });
         }
         let options = options::ensure(&self.options_file(), self.server.options_file_contents())?;
+        // The options file is cairn's own (written above, never over a
+        // person's edits), not part of the server's change.
+        let mut changes = changes;
+        changes.files.remove(&self.options_file());
         let checkpoint = self.checkpoints.save(&changes, description, false)?;
-        self.write_test_reload(&changes, &checkpoint)?;
+        server_elapsed += self.write_test_reload(&changes, &checkpoint)?;
+        let elapsed = started.elapsed();
         tracing::info!(
             server = self.server.name(),
             checkpoint = checkpoint.id,
             files = changes.files.len(),
+            total_ms = elapsed.as_secs_f64() * 1e3,
+            server_ms = server_elapsed.as_secs_f64() * 1e3,
+            cairn_ms = elapsed.saturating_sub(server_elapsed).as_secs_f64() * 1e3,
             "configuration changed and reloaded"
         );
         Ok(Applied {
             checkpoint: Some(checkpoint.id),
             files: changes.files.keys().cloned().collect(),
             options: Some(options),
+            elapsed,
+            server_elapsed,
         })
     }
 
@@ -183,7 +205,12 @@ impl Installer {
             None
         } else {
             let checkpoint = self.checkpoints.save(&changes, description, true)?;
-            self.write_test_reload(&changes, &checkpoint)?;
+            let took = self.write_test_reload(&changes, &checkpoint)?;
+            tracing::debug!(
+                server = self.server.name(),
+                server_ms = took.as_secs_f64() * 1e3,
+                "temporary change in place"
+            );
             Some(checkpoint)
         };
         Ok(TemporaryChange {
@@ -219,8 +246,13 @@ impl Installer {
     }
 
     /// Steps 7–8, restoring `checkpoint` (and removing it) on failure.
-    fn write_test_reload(&self, changes: &ChangeSet, checkpoint: &Checkpoint) -> Result<(), Error> {
+    fn write_test_reload(
+        &self,
+        changes: &ChangeSet,
+        checkpoint: &Checkpoint,
+    ) -> Result<Duration, Error> {
         let mut reloaded = false;
+        let mut server_elapsed = Duration::ZERO;
         let result = (|| {
             for (path, change) in &changes.files {
                 let mode = std::fs::metadata(path).map_or(0o644, |m| {
@@ -231,12 +263,16 @@ impl Installer {
                 }
                 write_atomic(path, &change.after, mode)?;
             }
-            self.server.config_test()?;
+            let (result, took) = timed(|| self.server.config_test());
+            server_elapsed += took;
+            result?;
             reloaded = true;
-            self.server.reload()
+            let (result, took) = timed(|| self.server.reload());
+            server_elapsed += took;
+            result
         })();
         let Err(error) = result else {
-            return Ok(());
+            return Ok(server_elapsed);
         };
         tracing::warn!(server = self.server.name(), %error, "the change failed; restoring every file");
         if let Err(restore) = self.checkpoints.restore(checkpoint) {
@@ -298,6 +334,12 @@ impl Drop for TemporaryChange {
             tracing::error!(error = %e, "undoing a temporary configuration change failed");
         }
     }
+}
+
+fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    let started = Instant::now();
+    let out = f();
+    (out, started.elapsed())
 }
 
 fn only_changed(mut changes: ChangeSet) -> ChangeSet {

@@ -32,7 +32,23 @@ pub(crate) async fn register(ctx: &Context, args: &RegisterArgs) -> Result<()> {
 }
 
 pub(crate) async fn certonly(ctx: &Context, args: &CertonlyArgs) -> Result<()> {
+    if args.domains.is_empty() {
+        return Err(usage(
+            "give the names to put in the certificate with -d NAME (or use `cairn run`)",
+        ));
+    }
     let names = parse_names(&args.domains).map_err(|e| usage(format!("{e:#}")))?;
+    obtain(ctx, args, &names).await.map(drop)
+}
+
+/// Gets and saves a certificate for `names` (or keeps the saved one that
+/// is not due); the lineage's name, or `None` for a dry run.
+pub(crate) async fn obtain(
+    ctx: &Context,
+    args: &CertonlyArgs,
+    names: &[Identifier],
+) -> Result<Option<CertName>> {
+    let names = names.to_vec();
     let authenticator = authenticator(ctx, args, &names)?;
     let server = args
         .server
@@ -66,7 +82,7 @@ pub(crate) async fn certonly(ctx: &Context, args: &CertonlyArgs) -> Result<()> {
             date(renewal_time(info.not_before, info.not_after)),
             date(info.not_after)
         ));
-        return Ok(());
+        return Ok(Some(cert_name));
     }
 
     let client = connect(&server, args.server.ca_bundle.as_deref()).await?;
@@ -78,7 +94,7 @@ pub(crate) async fn certonly(ctx: &Context, args: &CertonlyArgs) -> Result<()> {
             std::fs::read(p).with_context(|| format!("reading --issuer-roots {}", p.display()))
         })
         .transpose()?;
-    let mut solver = Solver::new(&authenticator)?;
+    let mut solver = Solver::new(&authenticator, ctx.dir.root())?;
     if let Some(hook) = &args.hooks.pre_hook {
         hooks::run(hook, &[], "pre-hook").await?;
     }
@@ -103,7 +119,7 @@ pub(crate) async fn certonly(ctx: &Context, args: &CertonlyArgs) -> Result<()> {
             list(&names),
             obtained.info.serial
         ));
-        return Ok(());
+        return Ok(None);
     }
 
     let version = ctx.dir.install(&cert_name, &obtained.files)?;
@@ -122,6 +138,7 @@ pub(crate) async fn certonly(ctx: &Context, args: &CertonlyArgs) -> Result<()> {
             post_hook: args.hooks.post_hook.clone(),
             deploy_hook: args.hooks.deploy_hook.clone(),
         },
+        installer: None,
     };
     config.save(&ctx.dir.renewal_file(&cert_name))?;
     tracing::info!(%cert_name, version, "lineage installed");
@@ -139,7 +156,7 @@ pub(crate) async fn certonly(ctx: &Context, args: &CertonlyArgs) -> Result<()> {
         ctx.dir.live_file(&cert_name, "privkey").display(),
         date(obtained.info.not_after),
     ));
-    Ok(())
+    Ok(Some(cert_name))
 }
 
 /// Runs a deploy hook for a saved lineage, as certbot does.
@@ -166,7 +183,9 @@ fn authenticator(
     args: &CertonlyArgs,
     names: &[Identifier],
 ) -> Result<Authenticator> {
-    if args.standalone {
+    if let Some(server) = super::install::web_server_config(&args.installer, args.http01_port) {
+        Ok(Authenticator::WebServer { server })
+    } else if args.standalone {
         Ok(Authenticator::Standalone {
             address: args.http01_address,
             port: args.http01_port,
@@ -220,7 +239,7 @@ fn authenticator(
     } else {
         Err(usage(
             "choose how to prove control of the names: --standalone, --webroot -w DIR, \
-             --tls-alpn, --manual --manual-auth-hook CMD or --dns-rfc2136",
+             --tls-alpn, --manual --manual-auth-hook CMD, --dns-rfc2136, --nginx or --apache",
         ))
     }
 }

@@ -2,6 +2,7 @@
 
 mod account;
 mod certonly;
+mod install;
 mod manage;
 mod renew;
 
@@ -9,6 +10,7 @@ use std::path::PathBuf;
 
 pub(crate) use self::account::account;
 pub(crate) use self::certonly::{certonly, register};
+pub(crate) use self::install::{config_changes, enhance, install, rollback, run};
 pub(crate) use self::manage::{certificates, delete, revoke};
 pub(crate) use self::renew::renew;
 

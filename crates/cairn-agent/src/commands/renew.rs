@@ -250,7 +250,7 @@ async fn renew_one(
         .as_ref()
         .map(|p| std::fs::read(p).with_context(|| format!("reading issuer roots {}", p.display())))
         .transpose()?;
-    let mut solver = Solver::new(&config.authenticator)?;
+    let mut solver = Solver::new(&config.authenticator, ctx.dir.root())?;
     let request = issue::Request {
         names: &names,
         key_type,
@@ -276,6 +276,9 @@ async fn renew_one(
         .deploy_hook
         .as_ref()
         .or(config.hooks.deploy_hook.as_ref());
+    if let Some(installed) = &config.installer {
+        super::install::redeploy(ctx, name, installed)?;
+    }
     if let Some(hook) = deploy {
         run_deploy_hook(&ctx.dir, name, &config.domains, hook).await?;
     }

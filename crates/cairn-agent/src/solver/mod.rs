@@ -9,9 +9,13 @@ mod http01;
 mod manual;
 mod rfc2136;
 mod tls_alpn01;
+mod web_server;
 mod webroot;
 
+pub(crate) use self::web_server::web_server;
+
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::path::Path;
 
 use anyhow::Result;
 use cairn_client::PreparedChallenge;
@@ -29,10 +33,13 @@ pub(crate) enum Solver {
     TlsAlpn(tls_alpn01::TlsAlpn),
     Manual(manual::Manual),
     Rfc2136(rfc2136::Rfc2136),
+    WebServer(web_server::WebServerSolver),
 }
 
 impl Solver {
-    pub(crate) fn new(authenticator: &Authenticator) -> Result<Self> {
+    /// `config_dir`: cairn's configuration directory (for --nginx/--apache:
+    /// the lock, checkpoints and challenge files).
+    pub(crate) fn new(authenticator: &Authenticator, config_dir: &Path) -> Result<Self> {
         Ok(match authenticator {
             Authenticator::Standalone { address, port } => {
                 Self::Standalone(http01::Standalone::new(bind_address(*address, *port)))
@@ -57,13 +64,16 @@ impl Solver {
             Authenticator::Managed { by } => anyhow::bail!(
                 "this certificate is managed by {by}, which obtains and renews it itself"
             ),
+            Authenticator::WebServer { server } => {
+                Self::WebServer(web_server::WebServerSolver::new(server, config_dir)?)
+            }
         })
     }
 
     /// The challenge type this solver answers.
     pub(crate) fn challenge_type(&self) -> ChallengeType {
         match self {
-            Self::Standalone(_) | Self::Webroot(_) => ChallengeType::Http01,
+            Self::Standalone(_) | Self::Webroot(_) | Self::WebServer(_) => ChallengeType::Http01,
             Self::TlsAlpn(_) => ChallengeType::TlsAlpn01,
             Self::Manual(m) => m.challenge_type(),
             Self::Rfc2136(_) => ChallengeType::Dns01,
@@ -78,6 +88,7 @@ impl Solver {
             Self::TlsAlpn(s) => format!("a built-in TLS server on {}", s.address()),
             Self::Manual(_) => "the manual auth hook".into(),
             Self::Rfc2136(r) => format!("DNS UPDATE to {}", r.server()),
+            Self::WebServer(w) => w.describe(),
         }
     }
 
@@ -94,6 +105,7 @@ impl Solver {
             Self::TlsAlpn(t) => t.present(challenges).await,
             Self::Manual(m) => m.present(challenges, all_domains).await,
             Self::Rfc2136(r) => r.present(challenges).await,
+            Self::WebServer(w) => w.present(challenges),
         }
     }
 
@@ -112,6 +124,7 @@ impl Solver {
             }
             Self::Manual(m) => m.cleanup().await,
             Self::Rfc2136(r) => r.cleanup().await,
+            Self::WebServer(w) => w.cleanup(),
         };
         if let Err(e) = result {
             crate::output::warn(&format!("cleaning up the challenge responses: {e:#}"));

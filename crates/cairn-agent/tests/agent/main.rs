@@ -8,4 +8,7 @@
 
 mod cairn_ca;
 mod harness;
+mod install;
+mod install_apache;
+mod install_nginx;
 mod pebble;
