@@ -409,7 +409,12 @@ async fn certificate_chain(
                 };
                 headers = link(headers, &url, "alternate");
             }
-            headers = link(headers, &wfe.urls.issuer(&cert.issuer), "up");
+            // No `rel="up"`: RFC 8555 §7.4.2 gives it for formats holding a
+            // single certificate, and this PEM already carries the issuer.
+            // Clients (Caddy's acmez, among others) follow every `up` with a
+            // POST-as-GET (§6.3) expecting another PEM chain; our issuer URL
+            // is a plain-HTTP GET of DER, so the download failed. The issuer
+            // stays reachable through the leaf's AIA caIssuers URL.
             let mut response = (StatusCode::OK, body).into_response();
             response.headers_mut().insert(
                 header::CONTENT_TYPE,

@@ -68,10 +68,6 @@ impl Urls {
         format!("{}/acme/cert/{serial}/{n}", self.base)
     }
 
-    pub fn issuer(&self, issuer: &str) -> String {
-        format!("{}/issuer/{issuer}.der", self.http_base)
-    }
-
     /// The account id in a `kid` (or `account`) URL, if it is one of ours.
     pub fn parse_account(&self, url: &str) -> Option<AccountId> {
         let id = url.strip_prefix(&self.base)?.strip_prefix("/acme/acct/")?;

@@ -1,5 +1,6 @@
 //! RFC 8555 §7.4.2: downloading the certificate — a PEM chain, alternate
-//! chains by `Link: rel="alternate"`, the issuer by `rel="up"` — checked
+//! chains by `Link: rel="alternate"`, no `rel="up"` (the PEM holds the
+//! issuer; clients such as Caddy follow `up` with POST-as-GET) — checked
 //! with `openssl verify` against the CA's roots.
 
 use cairn_client::check_certificate;
@@ -10,7 +11,7 @@ use crate::harness::{Harness, dns};
 use crate::pki::{ders, openssl_verify, parse, roots};
 
 #[tokio::test(flavor = "multi_thread")]
-async fn certificate_is_a_pem_chain_with_its_issuer_linked_up() {
+async fn certificate_is_a_pem_chain_with_no_up_link() {
     let h = Harness::start(|c| c.testing.always_valid = true).await;
     let account = h.account().await;
     let issued = h
@@ -33,14 +34,18 @@ async fn certificate_is_a_pem_chain_with_its_issuer_linked_up() {
     assert_eq!(chain.len(), 2, "leaf and intermediate, no root");
     assert_eq!(chain, issued.chain.certificates_der);
 
-    let up = reply.links("up");
-    assert_eq!(up, [format!("{}/issuer/ecdsa-1.der", h.http_base_url())]);
-    let issuer = h.get(&up[0]).await;
+    assert!(
+        reply.links("up").is_empty(),
+        "no rel=up on a PEM chain: Caddy would POST-as-GET the issuer URL and fail"
+    );
+    let issuer = h
+        .get(&format!("{}/issuer/ecdsa-1.der", h.http_base_url()))
+        .await;
     assert_eq!(issuer.status, 200);
     assert_eq!(issuer.header("content-type"), Some("application/pkix-cert"));
     assert_eq!(
         issuer.body, chain[1],
-        "rel=up serves the issuing intermediate"
+        "the AIA issuer URL serves the issuing intermediate"
     );
     assert_eq!(reply.links("index"), [h.directory_url()]);
 
@@ -147,10 +152,7 @@ async fn rsa_key_is_issued_by_the_rsa_intermediate() {
         .clone()
         .expect("a certificate URL");
     let reply = h.post_as(&account, &url, b"").await;
-    assert_eq!(
-        reply.links("up"),
-        [format!("{}/issuer/rsa-1.der", h.http_base_url())]
-    );
+    assert!(reply.links("up").is_empty());
     assert!(reply.links("alternate").is_empty());
     let chain = ders(std::str::from_utf8(&reply.body).unwrap());
     let (_, rsa_root) = roots(&h.root_pem);

@@ -9,6 +9,7 @@
 //! A variable that is set but names no program fails the test; an unset one
 //! prints that the test did not run.
 
+mod caddy;
 mod certbot;
 mod cluster;
 mod harness;
