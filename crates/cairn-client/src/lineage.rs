@@ -382,7 +382,11 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
         .file_name()
         .and_then(|f| f.to_str())
         .with_context(|| "a file path has a name".to_owned())?;
-    let temp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    // Unique per call, not only per process: two tasks of one process may
+    // write the same file at once (the last rename wins, both complete).
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temp = dir.join(format!(".{file_name}.{}.{n}.tmp", std::process::id()));
     let result = (|| -> Result<()> {
         let _ = fs::remove_file(&temp);
         let mut file = OpenOptions::new()

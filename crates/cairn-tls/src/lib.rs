@@ -251,6 +251,9 @@ pub(crate) struct Inner {
     /// One async lock per lineage: concurrent requests for one name in
     /// this process wait for one order.
     pub(crate) in_flight: Mutex<HashMap<CertName, Arc<tokio::sync::Mutex<()>>>>,
+    /// Held while an account is loaded or registered, so names ordered at
+    /// once in this process share one account instead of each making one.
+    pub(crate) account_lock: tokio::sync::Mutex<()>,
     /// Lineages with a maintenance task running.
     pub(crate) maintained: Mutex<HashMap<CertName, tokio::task::JoinHandle<()>>>,
     pub(crate) rate: accept::RateLimits,
@@ -427,6 +430,7 @@ impl Builder {
                 events,
                 counters: Counters::default(),
                 in_flight: Mutex::default(),
+                account_lock: tokio::sync::Mutex::new(()),
                 maintained: Mutex::default(),
                 rate,
                 on_demand_waits: Mutex::default(),

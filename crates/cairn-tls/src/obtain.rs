@@ -148,6 +148,7 @@ async fn account(manager: &TlsManager, index: usize, dir: &ConfigDir) -> Result<
         ..ClientOptions::default()
     };
     let client = AcmeClient::new(&ca.directory_url, options).await?;
+    let _registering = manager.inner.account_lock.lock().await;
     if let Some(account) = disk::load_account(dir, &client)? {
         return Ok(account);
     }

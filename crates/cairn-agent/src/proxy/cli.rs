@@ -17,7 +17,7 @@ requests to the site's upstream over HTTP/1.1.
 Example (the whole set-up):
   cairn proxy --route example.com=http://127.0.0.1:8080 -m me@example.com --agree-tos
 
-Or with a file (see dist/proxy.example.toml and docs/auto-https-proxy.md):
+Or with a file (see dist/proxy.example.toml and docs/auto-https.md):
   cairn proxy --config /etc/cairn/proxy.toml
   cairn proxy check-config --config /etc/cairn/proxy.toml
   cairn proxy reload            (or: kill -HUP PID)";
