@@ -449,78 +449,16 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 
 /// dns-01 by RFC 2136 UPDATE with TSIG against a real BIND9 (`named` from
 /// Debian's bind9), authoritative for `test.` and the CA's resolver. Runs
-/// when `named` is installed, or fails when `CAIRN_BIND=1` and it is not.
+/// with `CAIRN_BIND` set; then a missing `named` fails it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(peer_bind), ignore = "needs CAIRN_BIND=1 (and bind9)")]
 async fn dns_rfc2136_with_tsig_against_bind9() {
-    let Some(named) = find_named() else {
-        return;
-    };
-    let work = tempfile::tempdir().expect("tempdir");
-    let port = crate::harness::free_port();
-    let secret = "Y2Fpcm4tdHNpZy10ZXN0LXNlY3JldC0zMi1ieXRlcyE=";
-    let conf = format!(
-        r#"options {{
-    directory "{dir}";
-    pid-file "{dir}/named.pid";
-    listen-on port {port} {{ 127.0.0.1; }};
-    listen-on-v6 {{ none; }};
-    recursion no;
-    dnssec-validation no;
-}};
-controls {{ }};
-key "cairn-key." {{ algorithm hmac-sha256; secret "{secret}"; }};
-zone "test" {{
-    type primary;
-    file "{dir}/test.zone";
-    update-policy {{ grant cairn-key. zonesub TXT; }};
-}};
-"#,
-        dir = work.path().display()
-    );
-    std::fs::write(work.path().join("named.conf"), conf).expect("write");
-    std::fs::write(
-        work.path().join("test.zone"),
-        "$TTL 60\n@ IN SOA ns.test. admin.test. 1 60 60 600 60\n@ IN NS ns.test.\nns IN A 127.0.0.1\n",
-    )
-    .expect("write");
-    let log = std::fs::File::create(work.path().join("named.log")).expect("log");
-    let mut child = tokio::process::Command::new(named)
-        .arg("-g")
-        .arg("-c")
-        .arg(work.path().join("named.conf"))
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("named starts");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!(
-                "named exited with {status}:\n{}",
-                std::fs::read_to_string(work.path().join("named.log")).unwrap_or_default()
-            );
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "named does not listen"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-
-    let ca = Ca::start_with_resolver(Some(([127, 0, 0, 1], port).into())).await;
+    let bind = crate::bind::Bind::start().await;
+    let port = bind.port;
+    let ca = Ca::start_with_resolver(Some(bind.addr())).await;
     let agent = ca.agent();
-    let credentials = work.path().join("rfc2136.ini");
-    std::fs::write(
-        &credentials,
-        format!(
-            "dns_rfc2136_server = 127.0.0.1\ndns_rfc2136_port = {port}\n\
-             dns_rfc2136_name = cairn-key.\ndns_rfc2136_secret = {secret}\n\
-             dns_rfc2136_algorithm = HMAC-SHA256\n"
-        ),
-    )
-    .expect("write");
-    let credentials = credentials.to_string_lossy().into_owned();
+    let credentials_path = bind.credentials();
+    let credentials = credentials_path.to_string_lossy().into_owned();
     let names = ["*.rfc.test", "rfc.test"];
     let out = agent
         .certonly(&[
@@ -558,15 +496,7 @@ zone "test" {{
     }
 
     // A wrong secret is refused with a message about the key.
-    std::fs::write(
-        &credentials,
-        format!(
-            "dns_rfc2136_server = 127.0.0.1\ndns_rfc2136_port = {port}\n\
-             dns_rfc2136_name = cairn-key.\ndns_rfc2136_secret = d3Jvbmc=\n\
-             dns_rfc2136_algorithm = HMAC-SHA256\n"
-        ),
-    )
-    .expect("write");
+    bind.write_credentials(&credentials_path, "d3Jvbmc=");
     let out = agent
         .certonly(&[
             "--dns-rfc2136",
@@ -580,21 +510,6 @@ zone "test" {{
         .await;
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("dns_rfc2136_secret"), "{}", text(&out));
-}
-
-fn find_named() -> Option<std::path::PathBuf> {
-    let found = ["/usr/sbin/named", "/usr/bin/named"]
-        .into_iter()
-        .map(std::path::PathBuf::from)
-        .find(|p| p.is_file());
-    if found.is_none() {
-        assert!(
-            std::env::var("CAIRN_BIND").as_deref() != Ok("1"),
-            "CAIRN_BIND=1 but named is missing: apt-get install -y bind9"
-        );
-        eprintln!("BIND9 test not run: install bind9 (named) to run it");
-    }
-    found
 }
 
 /// RFC 9773: once the CA's renewal information says a certificate should be

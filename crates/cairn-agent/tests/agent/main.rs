@@ -3,12 +3,17 @@
 //!
 //! ```text
 //! cargo test -p cairn-agent --test agent
+//! CAIRN_BIND=1 cargo test -p cairn-agent --test agent rfc2136
 //! CAIRN_PEBBLE=1 cargo test -p cairn-agent --test agent pebble -- --nocapture
 //! ```
 
+#[path = "../shared/bind.rs"]
+mod bind;
 mod cairn_ca;
 mod harness;
 mod install;
 mod install_apache;
 mod install_nginx;
 mod pebble;
+#[path = "../shared/pebble.rs"]
+mod pebble_peers;

@@ -6,8 +6,12 @@
 //! cargo test -p cairn-agent --test proxy
 //! CAIRN_CHROMIUM=/usr/bin/chromium CAIRN_CERTUTIL=/usr/bin/certutil \
 //!     cargo test -p cairn-agent --test proxy chromium
+//! CAIRN_BIND=1 cargo test -p cairn-agent --test proxy rfc2136
+//! CAIRN_PEBBLE=1 cargo test -p cairn-agent --test proxy pebble
 //! ```
 
+#[path = "../shared/bind.rs"]
+mod bind;
 mod browser;
 mod challenges;
 mod checks;
@@ -15,5 +19,9 @@ mod checks;
 #[path = "../agent/harness.rs"]
 mod harness;
 mod lifecycle;
+#[allow(dead_code)]
+#[path = "../shared/pebble.rs"]
+mod pebble_peers;
+mod peers;
 mod serving;
 mod support;
