@@ -10,28 +10,28 @@ use crate::support::{Proxy, upstream};
 /// dns-01 alone through the agent's RFC 2136 solver: BIND is authoritative
 /// for `test.` and is the CA's resolver, and has no address records for the
 /// names, so only the TXT records the proxy adds can validate them. A
-/// wildcard and its base name are served with a chain to the CA's root.
+/// wildcard and its base name, set in proxy.toml with a `[dns]` table, are
+/// served with a chain to the CA's root.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[cfg_attr(not(peer_bind), ignore = "needs CAIRN_BIND=1 (and bind9)")]
 async fn dns01_rfc2136_against_bind9() {
     let bind = Bind::start().await;
     let ca = Ca::start_with_resolver(Some(bind.addr())).await;
     let up = upstream("dns").await;
-    let credentials = bind.credentials();
-    let proxy = Proxy::start(
-        &ca,
-        &[
-            "--route",
-            &format!("*.px.test,px.test=http://{up}"),
-            "--challenges",
-            "dns-01",
-            "--dns-rfc2136-credentials",
-            &credentials.to_string_lossy(),
-            "--dns-rfc2136-propagation-seconds",
-            "0",
-        ],
+    // The [dns] table of proxy.toml (--dns-rfc2136-credentials is the
+    // same setting as a flag).
+    let file = ca.dir.path().join("proxy.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[acme]\nchallenges = [\"dns-01\"]\n\n\
+             [dns]\nrfc2136_credentials = {credentials:?}\npropagation_seconds = 0\n\n\
+             [[site]]\nnames = [\"*.px.test\", \"px.test\"]\nupstream = \"http://{up}\"\n",
+            credentials = bind.credentials().to_string_lossy(),
+        ),
     )
-    .await;
+    .expect("write");
+    let proxy = Proxy::start(&ca, &["--config", &file.to_string_lossy()]).await;
     let response = proxy.wait_until_served("px.test").await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.expect("body"), "upstream dns saw /");
