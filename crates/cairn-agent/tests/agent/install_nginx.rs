@@ -10,19 +10,19 @@ use cairn_testkit::webserver::nginx::Nginx;
 use crate::harness::{Agent, Ca, ok, text};
 use crate::install::{ctl_wrapper, files_under, http_get, https_get, overhead_ms};
 
-const NAME: &str = "site.example.com";
+pub(crate) const NAME: &str = "site.example.com";
 /// What nginx writes while it runs: not part of its configuration.
 const RUNTIME: &[&str] = &["logs", "temp", "config-tests"];
 
-struct Site {
-    nginx: Nginx,
-    ctl: PathBuf,
+pub(crate) struct Site {
+    pub(crate) nginx: Nginx,
+    pub(crate) ctl: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl Site {
     /// nginx serving NAME over plain HTTP on the CA's http-01 port.
-    fn start(http_port: u16) -> Site {
+    pub(crate) fn start(http_port: u16) -> Site {
         let dir = tempfile::tempdir().expect("tempdir");
         let prefix = dir.path().join("nginx");
         std::fs::create_dir(&prefix).expect("mkdir");
@@ -44,12 +44,12 @@ impl Site {
         self.nginx.prefix()
     }
 
-    fn files(&self) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    pub(crate) fn files(&self) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
         files_under(self.prefix(), RUNTIME)
     }
 
     /// The installer flags for this nginx, with `ctl` as --nginx-ctl.
-    fn flags(&self, ctl: &Path, http_port: u16) -> Vec<String> {
+    pub(crate) fn flags(&self, ctl: &Path, http_port: u16) -> Vec<String> {
         [
             "--nginx",
             "--nginx-server-root",
@@ -78,7 +78,7 @@ fn prefix_args(nginx: &Nginx) -> Vec<String> {
     ]
 }
 
-async fn run(
+pub(crate) async fn run(
     agent: &Agent,
     command: &[&str],
     flags: &[String],

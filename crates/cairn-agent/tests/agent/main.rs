@@ -14,6 +14,7 @@ mod harness;
 mod install;
 mod install_apache;
 mod install_nginx;
+mod install_nginx_pebble;
 mod pebble;
 #[path = "../shared/pebble.rs"]
 mod pebble_peers;
