@@ -320,13 +320,13 @@ mod tests {
             Authenticator::Managed {
                 by: "cairn-tls".into(),
             },
+            Authenticator::WebServer {
+                server: nginx.clone(),
+            },
             // Last: the checks below edit its saved text.
             Authenticator::DnsRfc2136 {
                 credentials: "/etc/tsig.ini".into(),
                 propagation_seconds: 5,
-            },
-            Authenticator::WebServer {
-                server: nginx.clone(),
             },
         ] {
             let c = RenewalConfig {
@@ -340,6 +340,7 @@ mod tests {
         let text = std::fs::read_to_string(&path).expect("read");
         std::fs::write(&path, format!("surprise = 1\n{text}")).expect("write");
         assert!(RenewalConfig::load(&path).is_err());
+        assert!(text.contains("propagation_seconds"), "{text}");
         let text = text.replace("propagation_seconds", "propagation_seconds = 1\nextra");
         std::fs::write(&path, text).expect("write");
         assert!(RenewalConfig::load(&path).is_err());

@@ -366,13 +366,15 @@ fn deploy_lineage(
         )
         .with_context(|| format!("installing {name} into {}", installer.server().name()))?;
     if applied.checkpoint.is_none() {
-        // Nothing to edit: the new files are in place; have the server read them.
+        // Nothing to edit: the configuration already points at live/NAME/;
+        // have the server read what is there now (a renewal's new files).
         installer
             .reload()
             .with_context(|| format!("reloading {}", installer.server().name()))?;
         say(&format!(
-            "{name}: {} reloaded; it serves the new certificate.",
-            installer.server().name()
+            "{name}: the configuration was already in place; {} reloaded, it serves the certificate in {}.",
+            installer.server().name(),
+            ctx.dir.live_dir(name).display()
         ));
     } else {
         report(&applied, installer, &installed.domains);
