@@ -376,9 +376,29 @@ impl NginxConfig {
     }
 
     /// Replaces spans of one file and parses the result again.
+    ///
+    /// The same change reached twice (a file included twice in one block)
+    /// is made once; changes that overlap otherwise are refused, never
+    /// guessed at.
     fn splice(&mut self, file: usize, mut edits: Vec<(Span, String)>) -> Result<(), Error> {
-        edits.sort_by_key(|e| std::cmp::Reverse(e.0.start));
+        edits.sort_by(|a, b| (b.0.start, b.0.end, &b.1).cmp(&(a.0.start, a.0.end, &a.1)));
+        edits.dedup();
         let mut bytes = self.files[file].doc.source().to_vec();
+        let mut after = bytes.len();
+        for (span, _) in &edits {
+            if span.start > span.end || span.end > after {
+                let line = 1 + bytes[..span.start.min(bytes.len())]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count();
+                return Err(Error::Unsupported(format!(
+                    "{}:{line}: cairn's changes to this block overlap (is a file included twice \
+                     in it?); nothing was written — make this change by hand",
+                    self.files[file].path.display()
+                )));
+            }
+            after = span.start;
+        }
         for (span, text) in edits {
             bytes.splice(span, text.into_bytes());
         }
