@@ -30,7 +30,10 @@ fn run(data: &[u8]) {
     }
     let _ = config.serve_http01(&names, Path::new("/challenges"), &settings);
     for change in config.changes().files.values() {
-        assert!(parse(change.after.clone()).is_ok(), "an edit does not parse");
+        assert!(
+            parse(change.after.clone()).is_ok(),
+            "an edit does not parse"
+        );
     }
 }
 
