@@ -99,8 +99,15 @@ impl Order {
     /// valid (or `processing`/`valid` if it was finalized meanwhile). An
     /// `invalid` order is [`Error::OrderInvalid`] with the order's `error`;
     /// the client's poll deadline is [`Error::Timeout`].
+    ///
+    /// A `pending` order is fetched once straight away: it is usually
+    /// polled right after its authorizations became valid, and its state
+    /// here is from before that.
     pub async fn poll_ready(&mut self) -> Result<OrderStatus> {
         let mut poller = Poller::new(self.account.client().options());
+        if self.state.status == OrderStatus::Pending {
+            self.refresh().await?;
+        }
         loop {
             match self.state.status {
                 OrderStatus::Pending => {}

@@ -72,6 +72,13 @@ pub struct OrderView {
 /// Most contacts one account may list.
 const MAX_CONTACTS: usize = 10;
 
+/// How long the answer to a challenge waits for its validation. Most end
+/// in milliseconds, and the answer then carries the outcome; a longer one
+/// is answered `processing` with `Retry-After: 1`. As that header counts in
+/// whole seconds, one second of waiting never makes a client later than
+/// polling would have.
+const ANSWER_WAIT: StdDuration = StdDuration::from_secs(1);
+
 impl Ra {
     pub fn new(
         store: Arc<dyn Storage>,
@@ -421,7 +428,8 @@ impl Ra {
     }
 
     /// The client says it is ready (RFC 8555 §7.5.1): the challenge moves to
-    /// processing (durably) and validation runs in the background.
+    /// processing (durably) and validation runs in the background; the
+    /// answer waits up to [`ANSWER_WAIT`] for it.
     pub async fn respond_to_challenge(
         self: &Arc<Self>,
         account: &Account,
@@ -444,7 +452,10 @@ impl Ra {
         if self.store.start_challenge(id).await? {
             let ra = Arc::clone(self);
             let request = validation_request(account, &challenge, &authz)?;
-            tokio::spawn(async move { ra.validate(id, request).await });
+            let validation = tokio::spawn(async move { ra.validate(id, request).await });
+            // A validation that ends within ANSWER_WAIT is answered with its
+            // outcome, saving the client a poll; a longer one goes on alone.
+            let _ = tokio::time::timeout(ANSWER_WAIT, validation).await;
         }
         self.challenge(account, id).await
     }

@@ -208,13 +208,57 @@ async fn valid_authorization_lists_only_the_validated_challenge() {
 }
 
 /// §7.5.1: POSTing `{}` to a challenge starts its validation; the answer
-/// is the challenge, linked `rel="up"` to its authorization.
+/// is the challenge, linked `rel="up"` to its authorization. A validation
+/// that ends within a second is answered with its outcome.
 #[tokio::test(flavor = "multi_thread")]
 async fn challenge_response_is_the_challenge_linked_up_to_its_authorization() {
     let h = Harness::start(|_| {}).await;
     let account = h.account().await;
+    let (authz_url, challenge_url) = provisioned_http01(&h, &account, "up.test").await;
+    let reply = h.post_as(&account, &challenge_url, b"{}").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.links("up"), [authz_url.as_str()]);
+    let body = reply.json();
+    assert_eq!(body["url"], challenge_url.as_str());
+    assert_eq!(body["type"], "http-01");
+    assert_eq!(body["status"], "valid", "{body}");
+    assert!(body["validated"].is_string(), "{body}");
+    assert_eq!(reply.header("retry-after"), None);
+    let authz = account
+        .poll_authorization(&authz_url)
+        .await
+        .expect("the authorization is valid");
+    assert_eq!(authz.status, AuthorizationStatus::Valid);
+}
+
+/// A validation longer than the answer waits for is answered `processing`
+/// with `Retry-After`, and goes on to its outcome in the background.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_validation_is_answered_processing_and_finishes_alone() {
+    let h = Harness::start(|c| c.testing.validation_delay_ms = 1_500).await;
+    let account = h.account().await;
+    let (authz_url, challenge_url) = provisioned_http01(&h, &account, "slow.test").await;
+    let reply = h.post_as(&account, &challenge_url, b"{}").await;
+    assert_eq!(reply.status, 200);
+    let body = reply.json();
+    assert_eq!(body["status"], "processing", "{body}");
+    assert_eq!(reply.header("retry-after"), Some("1"));
+    let authz = account
+        .poll_authorization(&authz_url)
+        .await
+        .expect("the authorization becomes valid");
+    assert_eq!(authz.status, AuthorizationStatus::Valid);
+}
+
+/// A new order for `name` with its http-01 response served by the
+/// testkit: the authorization's and the challenge's URLs.
+async fn provisioned_http01(
+    h: &Harness,
+    account: &cairn_client::Account,
+    name: &str,
+) -> (String, String) {
     let order = account
-        .new_order(&NewOrder::new(dns(&["up.test"])))
+        .new_order(&NewOrder::new(dns(&[name])))
         .await
         .expect("newOrder");
     let authz = order
@@ -223,25 +267,12 @@ async fn challenge_response_is_the_challenge_linked_up_to_its_authorization() {
         .expect("authorizations")
         .remove(0);
     let challenge = authz
-        .prepare(&account, &ChallengeType::Http01)
+        .prepare(account, &ChallengeType::Http01)
         .expect("http-01 is offered");
     h.testkit
         .add_http01(challenge.token.as_str(), &challenge.key_authorization)
         .expect("provisioned");
-    let reply = h.post_as(&account, &challenge.url, b"{}").await;
-    assert_eq!(reply.status, 200);
-    assert_eq!(reply.links("up"), [authz.url.as_str()]);
-    let body = reply.json();
-    assert_eq!(body["url"], challenge.url.as_str());
-    assert_eq!(body["type"], "http-01");
-    assert!(
-        ["processing", "valid"].contains(&body["status"].as_str().unwrap_or_default()),
-        "{body}"
-    );
-    account
-        .poll_authorization(&authz.url)
-        .await
-        .expect("the authorization becomes valid");
+    (authz.url.clone(), challenge.url.clone())
 }
 
 /// §7.5.1: only a POST of `{}` starts a validation; POST-as-GET reads the
