@@ -470,3 +470,31 @@ fn copied_lua_blocks_are_not_marked() {
         "{text}"
     );
 }
+
+#[test]
+fn bytes_that_are_not_utf8_are_kept_as_written() {
+    use cairn_install::nginx::NginxConfig;
+    // Latin-1 bytes (\xe9) in a path, in comments and after a block.
+    let conf = b"events {}\nhttp {\n    server {\n        listen 80;\n        root /srv/caf\xe9;\n    } # \xe9t\xe9\n    server {\n        listen 443; # caf\xe9\n        server_name a.test;\n    }\n}\n";
+    let site = one("");
+    let path = site.conf();
+    let mut config = NginxConfig::from_source(&path, conf).unwrap();
+    config
+        .deploy(
+            &names(&["a.test", "new.test"]),
+            &site.cert(),
+            &site.settings(),
+        )
+        .unwrap();
+    let after = config.changes().files[&path].after.clone();
+    let has = |needle: &[u8]| after.windows(needle.len()).any(|w| w == needle);
+    let marker = MARKER.as_bytes();
+    // The listen replaced in place, its comment kept.
+    assert!(has(&[b"listen 443 ssl; # caf\xe9 ", marker, b"\n"].concat()));
+    // The new block after the line of the old block's `}`, with the old
+    // block's root copied byte for byte.
+    assert!(has(&[b"    } # \xe9t\xe9\n    server { ", marker].concat()));
+    assert!(has(
+        &[b"        root /srv/caf\xe9; ", marker, b"\n"].concat()
+    ));
+}

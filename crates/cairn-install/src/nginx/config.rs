@@ -380,7 +380,7 @@ impl NginxConfig {
     /// The same change reached twice (a file included twice in one block)
     /// is made once; changes that overlap otherwise are refused, never
     /// guessed at.
-    fn splice(&mut self, file: usize, mut edits: Vec<(Span, String)>) -> Result<(), Error> {
+    fn splice(&mut self, file: usize, mut edits: Vec<(Span, Vec<u8>)>) -> Result<(), Error> {
         edits.sort_by(|a, b| (b.0.start, b.0.end, &b.1).cmp(&(a.0.start, a.0.end, &a.1)));
         edits.dedup();
         let mut bytes = self.files[file].doc.source().to_vec();
@@ -400,7 +400,7 @@ impl NginxConfig {
             after = span.start;
         }
         for (span, text) in edits {
-            bytes.splice(span, text.into_bytes());
+            bytes.splice(span, text);
         }
         let doc = parse(bytes).map_err(|e| Error::Syntax {
             path: self.files[file].path.clone(),
@@ -414,8 +414,8 @@ impl NginxConfig {
         Ok(())
     }
 
-    fn apply(&mut self, edits: Vec<(usize, Span, String)>) -> Result<(), Error> {
-        let mut by_file: HashMap<usize, Vec<(Span, String)>> = HashMap::new();
+    fn apply(&mut self, edits: Vec<(usize, Span, Vec<u8>)>) -> Result<(), Error> {
+        let mut by_file: HashMap<usize, Vec<(Span, Vec<u8>)>> = HashMap::new();
         for (file, span, text) in edits {
             by_file.entry(file).or_default().push((span, text));
         }
