@@ -498,3 +498,25 @@ fn bytes_that_are_not_utf8_are_kept_as_written() {
         &[b"        root /srv/caf\xe9; ", marker, b"\n"].concat()
     ));
 }
+
+#[test]
+fn copied_lines_that_only_look_like_comments_are_kept() {
+    // A `#` line that ends a quoted string begun a line before, and a
+    // block whose name starts with a form feed (a token to nginx, not
+    // white space): dropping either as a comment broke the copy.
+    let site = one(
+        "events {}\nhttp {\n    server {\n        listen 80 default_server;\n        add_header X \"a\n# b\";\n\x0c#x {\n        }\n    }\n}\n",
+    );
+    let mut config = site.load();
+    config
+        .deploy(&names(&["copy.test"]), &site.cert(), &site.settings())
+        .unwrap();
+    let text = site.changed(&config, "nginx.conf");
+    let copy = &text[text.find("server_name copy.test").unwrap()..];
+    assert!(
+        copy.contains(&format!(
+            "        add_header X \"a\n# b\"; {MARKER}\n\x0c#x {{ {MARKER}\n        }} {MARKER}\n"
+        )),
+        "{text}"
+    );
+}

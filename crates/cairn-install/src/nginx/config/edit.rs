@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::super::choose::{Addr, DEFAULT_PORT, Listen, is_certifiable};
-use super::super::parse::{Directive, Span, parse, quote};
+use super::super::parse::{Directive, Span, is_space, parse, quote};
 use super::{Loc, NginxConfig, OPTIONS_DIRECTIVES, Server, Walk, choose, default_server};
 use crate::{CertPaths, Change, ChangeSet, Config, Enhancement, Error, MARKER, Settings};
 
@@ -300,8 +300,7 @@ impl NginxConfig {
             }
         }
         out.extend_from_slice(&src[at..body.end]);
-        let trimmed = out.trim_ascii_end().len();
-        out.truncate(trimmed);
+        out.truncate(trim_space_end(&out).len());
         out.push(b'\n');
         let mut text = mark_lines(&out);
         text.pop();
@@ -334,12 +333,12 @@ fn rest_of_line(src: &[u8], offset: usize) -> &[u8] {
     &src[offset..end]
 }
 
-/// `bytes` without the spaces, tabs and carriage returns that end it
-/// (nginx's white space within a line; a form feed, say, is a token).
+/// `bytes` without the white space that ends it (nginx's: a form feed,
+/// say, is a token).
 fn trim_space_end(bytes: &[u8]) -> &[u8] {
     let len = bytes
         .iter()
-        .rposition(|&b| !matches!(b, b' ' | b'\t' | b'\r'))
+        .rposition(|&b| !is_space(b))
         .map_or(0, |p| p + 1);
     &bytes[..len]
 }
@@ -354,7 +353,10 @@ fn marked(indent: &str, line: &str) -> String {
 }
 
 /// Appends the marker to every line of `text` that has content and does
-/// not end inside a token (a quoted string spanning lines).
+/// not end inside a token (a quoted string spanning lines), and leaves out
+/// comment-only and repeated blank lines. White space is nginx's (a form
+/// feed is a token), and a line is a comment only when its `#` starts a
+/// comment, not when it is in a token begun on a line before.
 fn mark_lines(text: &[u8]) -> Vec<u8> {
     let mut tokens: Vec<Span> = Vec::new();
     if let Ok(doc) = parse(text.to_vec()) {
@@ -370,6 +372,7 @@ fn mark_lines(text: &[u8]) -> Vec<u8> {
         }
         collect(doc.directives(), &mut tokens);
     }
+    let in_token = |p: usize| tokens.iter().any(|t| t.start <= p && p < t.end);
     let mut out = Vec::with_capacity(text.len() + 64);
     let mut line_start = 0;
     let mut out_line_start = 0;
@@ -377,8 +380,9 @@ fn mark_lines(text: &[u8]) -> Vec<u8> {
         if b == b'\n' {
             let line = &text[line_start..i];
             let inside = tokens.iter().any(|t| t.start < i && i < t.end);
-            let blank = line.iter().all(|c| c.is_ascii_whitespace());
-            let comment = line.trim_ascii_start().starts_with(b"#");
+            let first = line_start + line.iter().take_while(|&&c| is_space(c)).count();
+            let blank = first == i;
+            let comment = !blank && text[first] == b'#' && !in_token(first);
             line_start = i + 1;
             if !inside && (comment || (blank && (out.ends_with(b"\n\n") || out.is_empty()))) {
                 // A comment-only or repeated blank line is not copied.
