@@ -520,3 +520,31 @@ fn copied_lines_that_only_look_like_comments_are_kept() {
         "{text}"
     );
 }
+
+#[test]
+fn new_block_goes_before_a_directive_begun_on_the_old_blocks_last_line() {
+    // `access_log` starts after the `}` and ends a line below: the new
+    // block must not land inside it (it would become its argument).
+    let site = one(
+        "events {}\nhttp {\n    server { listen 80; root /srv; } access_log\n        off;\n}\n",
+    );
+    let mut config = site.load();
+    config
+        .deploy(&names(&["new.test"]), &site.cert(), &site.settings())
+        .unwrap();
+    let text = site.changed(&config, "nginx.conf");
+    assert!(
+        text.contains(&format!(
+            "    server {{ listen 80; root /srv; }}\n    server {{ {MARKER}\n"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "; {MARKER}\n    }} {MARKER}\n    access_log\n        off;\n}}\n"
+        )),
+        "{text}"
+    );
+    let place = config.block_for("new.test", 443).unwrap().unwrap();
+    assert!(place.ends_with(":4"), "{place}");
+}

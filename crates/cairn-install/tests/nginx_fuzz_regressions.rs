@@ -55,3 +55,14 @@ fn new_block_goes_after_a_line_that_is_not_utf8() {
         "fuzz-regressions/nginx-non-utf8-after-block"
     ));
 }
+
+/// A directive that starts on the line of the `}` of the block a new
+/// HTTPS block is copied from and goes on below (`} sevrre` / `{ ... }`):
+/// the new block was inserted at the end of that line, into the directive,
+/// whose own `{` then came after the new block ("unexpected {").
+#[test]
+fn new_block_goes_before_a_directive_begun_after_the_close() {
+    run(include_bytes!(
+        "fuzz-regressions/nginx-directive-after-block-close"
+    ));
+}

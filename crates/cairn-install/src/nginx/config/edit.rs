@@ -219,10 +219,16 @@ impl NginxConfig {
         Ok(lines)
     }
 
-    /// A new server block after `server` (at the end of its line), made of
-    /// `lines` and, when `copy_body`, the rest of `server`'s body except
-    /// its `listen`, `server_name` and certificate lines: the new block
-    /// serves what the old one serves for the name.
+    /// A new server block after `server`, made of `lines` and, when
+    /// `copy_body`, the rest of `server`'s body except its `listen`,
+    /// `server_name` and certificate lines: the new block serves what the
+    /// old one serves for the name.
+    ///
+    /// It goes at the end of the line of `server`'s `}` when only white
+    /// space or a comment follows it there; otherwise right after the `}`,
+    /// and what followed moves to the next line: the next directive may
+    /// start on that line and go on below, and a block inserted into it
+    /// would become its argument and block.
     fn new_block_after(
         &self,
         server: &Server,
@@ -239,7 +245,9 @@ impl NginxConfig {
             .and_then(|c| line_indent(src, c.name.span.start))
             .unwrap_or_else(|| format!("{indent}    "));
         let end = d.span().end;
-        let eol = end + rest_of_line(src, end).len();
+        let rest = rest_of_line(src, end);
+        let spaces = rest.iter().take_while(|&&b| is_space(b)).count();
+        let after_line = matches!(rest.get(spaces), None | Some(b'#'));
         let mut text = format!("\n{}", marked(&indent, "server {"));
         for line in lines {
             text.push('\n');
@@ -259,7 +267,15 @@ impl NginxConfig {
         }
         text.push(b'\n');
         text.extend_from_slice(marked(&indent, "}").as_bytes());
-        (file, eol..eol, text)
+        if after_line {
+            let eol = end + rest.len();
+            return (file, eol..eol, text);
+        }
+        // The marker comment ends the line: what followed the `}` starts
+        // the next one.
+        text.push(b'\n');
+        text.extend_from_slice(indent.as_bytes());
+        (file, end..end + spaces, text)
     }
 
     /// `server`'s body without `listen`, `server_name` and certificate
