@@ -470,3 +470,81 @@ fn copied_lua_blocks_are_not_marked() {
         "{text}"
     );
 }
+
+#[test]
+fn bytes_that_are_not_utf8_are_kept_as_written() {
+    use cairn_install::nginx::NginxConfig;
+    // Latin-1 bytes (\xe9) in a path, in comments and after a block.
+    let conf = b"events {}\nhttp {\n    server {\n        listen 80;\n        root /srv/caf\xe9;\n    } # \xe9t\xe9\n    server {\n        listen 443; # caf\xe9\n        server_name a.test;\n    }\n}\n";
+    let site = one("");
+    let path = site.conf();
+    let mut config = NginxConfig::from_source(&path, conf).unwrap();
+    config
+        .deploy(
+            &names(&["a.test", "new.test"]),
+            &site.cert(),
+            &site.settings(),
+        )
+        .unwrap();
+    let after = config.changes().files[&path].after.clone();
+    let has = |needle: &[u8]| after.windows(needle.len()).any(|w| w == needle);
+    let marker = MARKER.as_bytes();
+    // The listen replaced in place, its comment kept.
+    assert!(has(&[b"listen 443 ssl; # caf\xe9 ", marker, b"\n"].concat()));
+    // The new block after the line of the old block's `}`, with the old
+    // block's root copied byte for byte.
+    assert!(has(&[b"    } # \xe9t\xe9\n    server { ", marker].concat()));
+    assert!(has(
+        &[b"        root /srv/caf\xe9; ", marker, b"\n"].concat()
+    ));
+}
+
+#[test]
+fn copied_lines_that_only_look_like_comments_are_kept() {
+    // A `#` line that ends a quoted string begun a line before, and a
+    // block whose name starts with a form feed (a token to nginx, not
+    // white space): dropping either as a comment broke the copy.
+    let site = one(
+        "events {}\nhttp {\n    server {\n        listen 80 default_server;\n        add_header X \"a\n# b\";\n\x0c#x {\n        }\n    }\n}\n",
+    );
+    let mut config = site.load();
+    config
+        .deploy(&names(&["copy.test"]), &site.cert(), &site.settings())
+        .unwrap();
+    let text = site.changed(&config, "nginx.conf");
+    let copy = &text[text.find("server_name copy.test").unwrap()..];
+    assert!(
+        copy.contains(&format!(
+            "        add_header X \"a\n# b\"; {MARKER}\n\x0c#x {{ {MARKER}\n        }} {MARKER}\n"
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn new_block_goes_before_a_directive_begun_on_the_old_blocks_last_line() {
+    // `access_log` starts after the `}` and ends a line below: the new
+    // block must not land inside it (it would become its argument).
+    let site = one(
+        "events {}\nhttp {\n    server { listen 80; root /srv; } access_log\n        off;\n}\n",
+    );
+    let mut config = site.load();
+    config
+        .deploy(&names(&["new.test"]), &site.cert(), &site.settings())
+        .unwrap();
+    let text = site.changed(&config, "nginx.conf");
+    assert!(
+        text.contains(&format!(
+            "    server {{ listen 80; root /srv; }}\n    server {{ {MARKER}\n"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "; {MARKER}\n    }} {MARKER}\n    access_log\n        off;\n}}\n"
+        )),
+        "{text}"
+    );
+    let place = config.block_for("new.test", 443).unwrap().unwrap();
+    assert!(place.ends_with(":4"), "{place}");
+}

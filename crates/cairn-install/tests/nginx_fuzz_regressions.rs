@@ -43,3 +43,26 @@ fn run(data: &[u8]) {
 fn overlapping_edits_are_made_once_or_refused() {
     run(include_bytes!("fuzz-regressions/nginx-overlapping-edits"));
 }
+
+/// A byte that is not UTF-8 after the `}` of the block a new HTTPS block
+/// is copied from: its place was once counted on a lossy UTF-8 copy of the
+/// line (U+FFFD is three bytes), so the new block landed two bytes too far,
+/// its closing marker comment swallowed the next block's `{` and the edit
+/// did not parse ("unexpected }").
+#[test]
+fn new_block_goes_after_a_line_that_is_not_utf8() {
+    run(include_bytes!(
+        "fuzz-regressions/nginx-non-utf8-after-block"
+    ));
+}
+
+/// A directive that starts on the line of the `}` of the block a new
+/// HTTPS block is copied from and goes on below (`} sevrre` / `{ ... }`):
+/// the new block was inserted at the end of that line, into the directive,
+/// whose own `{` then came after the new block ("unexpected {").
+#[test]
+fn new_block_goes_before_a_directive_begun_after_the_close() {
+    run(include_bytes!(
+        "fuzz-regressions/nginx-directive-after-block-close"
+    ));
+}

@@ -1,7 +1,7 @@
 //! A whole nginx configuration (the main file and everything it includes),
 //! the server blocks in it, and the edits of [`Config`].
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use super::choose::{Addr, DEFAULT_PORT, Listen, Rank, rank};
@@ -34,9 +34,9 @@ pub struct NginxConfig {
     /// file (nginx's conf prefix).
     conf_dir: PathBuf,
     files: Vec<SourceFile>,
-    by_path: HashMap<PathBuf, usize>,
+    by_path: BTreeMap<PathBuf, usize>,
     /// `include` argument → the files it named when loaded.
-    includes: HashMap<String, Vec<usize>>,
+    includes: BTreeMap<String, Vec<usize>>,
 }
 
 #[derive(Debug)]
@@ -100,8 +100,8 @@ impl NginxConfig {
         let mut config = NginxConfig {
             conf_dir,
             files: Vec::new(),
-            by_path: HashMap::new(),
-            includes: HashMap::new(),
+            by_path: BTreeMap::new(),
+            includes: BTreeMap::new(),
         };
         config.read_file(conf, 0)?;
         Ok(config)
@@ -118,8 +118,8 @@ impl NginxConfig {
         let mut config = NginxConfig {
             conf_dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
             files: Vec::new(),
-            by_path: HashMap::new(),
-            includes: HashMap::new(),
+            by_path: BTreeMap::new(),
+            includes: BTreeMap::new(),
         };
         config.by_path.insert(path.to_path_buf(), 0);
         config.files.push(SourceFile {
@@ -380,7 +380,7 @@ impl NginxConfig {
     /// The same change reached twice (a file included twice in one block)
     /// is made once; changes that overlap otherwise are refused, never
     /// guessed at.
-    fn splice(&mut self, file: usize, mut edits: Vec<(Span, String)>) -> Result<(), Error> {
+    fn splice(&mut self, file: usize, mut edits: Vec<(Span, Vec<u8>)>) -> Result<(), Error> {
         edits.sort_by(|a, b| (b.0.start, b.0.end, &b.1).cmp(&(a.0.start, a.0.end, &a.1)));
         edits.dedup();
         let mut bytes = self.files[file].doc.source().to_vec();
@@ -400,7 +400,7 @@ impl NginxConfig {
             after = span.start;
         }
         for (span, text) in edits {
-            bytes.splice(span, text.into_bytes());
+            bytes.splice(span, text);
         }
         let doc = parse(bytes).map_err(|e| Error::Syntax {
             path: self.files[file].path.clone(),
@@ -414,8 +414,10 @@ impl NginxConfig {
         Ok(())
     }
 
-    fn apply(&mut self, edits: Vec<(usize, Span, String)>) -> Result<(), Error> {
-        let mut by_file: HashMap<usize, Vec<(Span, String)>> = HashMap::new();
+    /// Splices each file's edits, file by file in load order: the same
+    /// edits succeed or fail the same way on every run.
+    fn apply(&mut self, edits: Vec<(usize, Span, Vec<u8>)>) -> Result<(), Error> {
+        let mut by_file: BTreeMap<usize, Vec<(Span, Vec<u8>)>> = BTreeMap::new();
         for (file, span, text) in edits {
             by_file.entry(file).or_default().push((span, text));
         }

@@ -209,7 +209,8 @@ struct Parser<'a> {
     depth: usize,
 }
 
-fn is_space(b: u8) -> bool {
+/// nginx's white space between tokens.
+pub(crate) fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\r' | b'\n')
 }
 

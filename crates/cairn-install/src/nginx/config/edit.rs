@@ -5,14 +5,14 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::super::choose::{Addr, DEFAULT_PORT, Listen, is_certifiable};
-use super::super::parse::{Directive, Span, parse, quote};
+use super::super::parse::{Directive, Span, is_space, parse, quote};
 use super::{Loc, NginxConfig, OPTIONS_DIRECTIVES, Server, Walk, choose, default_server};
 use crate::{CertPaths, Change, ChangeSet, Config, Enhancement, Error, MARKER, Settings};
 
 impl NginxConfig {
     /// The edit that appends `lines` (each marked) at the end of the block
     /// at `loc`, indented like the block's children.
-    fn append_to_block(&self, loc: &Loc, lines: &[String]) -> (usize, Span, String) {
+    fn append_to_block(&self, loc: &Loc, lines: &[String]) -> (usize, Span, Vec<u8>) {
         let src = self.files[loc.file].doc.source();
         let d = self.directive(loc);
         let own = line_indent(src, d.name.span.start).unwrap_or_default();
@@ -31,26 +31,30 @@ impl NginxConfig {
             // `}` alone on its line: the new lines go before that line.
             Some(indent) => {
                 let at = close - indent.len();
-                (loc.file, at..at, text)
+                (loc.file, at..at, text.into_bytes())
             }
             // `... }` on one line: break it.
-            None => (loc.file, close..close, format!("\n{text}{own}")),
+            None => (
+                loc.file,
+                close..close,
+                format!("\n{text}{own}").into_bytes(),
+            ),
         }
     }
 
     /// The edit that replaces the directive at `loc` by `text`, marked:
-    /// what followed it on its line (a comment, say) stays, and the line
-    /// ends with the marker.
-    fn replace_directive(&self, loc: &Loc, text: &str) -> (usize, Span, String) {
+    /// what followed it on its line (a comment, say) stays byte for byte,
+    /// and the line ends with the marker.
+    fn replace_directive(&self, loc: &Loc, text: &[u8]) -> (usize, Span, Vec<u8>) {
         let src = self.files[loc.file].doc.source();
         let span = self.directive(loc).span();
-        let rest = rest_of_line(src, span.end);
-        let kept = rest.trim_end();
-        if kept.ends_with(MARKER) {
-            return (loc.file, span, text.to_owned());
+        let kept = trim_space_end(rest_of_line(src, span.end));
+        if kept.ends_with(MARKER.as_bytes()) {
+            return (loc.file, span, text.to_vec());
         }
-        let end = span.end + rest.trim_end_matches(['\r', ' ', '\t']).len();
-        (loc.file, span.start..end, format!("{text}{kept} {MARKER}"))
+        let end = span.end + kept.len();
+        let text = [text, kept, b" ", MARKER.as_bytes()].concat();
+        (loc.file, span.start..end, text)
     }
 
     /// The HTTPS block for `name`: by name among those on `https_port`,
@@ -97,7 +101,7 @@ impl NginxConfig {
         server: &Server,
         cert: &CertPaths,
         settings: &Settings,
-    ) -> Result<Vec<(usize, Span, String)>, Error> {
+    ) -> Result<Vec<(usize, Span, Vec<u8>)>, Error> {
         let mut edits = Vec::new();
         let mut lines = Vec::new();
         // Listen: per address the block listens on, one TLS listen.
@@ -125,15 +129,14 @@ impl NginxConfig {
             }
             for (loc, l) in existing {
                 if let (false, Some(loc)) = (l.ssl, loc) {
+                    // The arguments as written, whatever their bytes.
                     let d = self.directive(loc);
-                    let mut text = String::from("listen");
+                    let mut text = b"listen".to_vec();
                     for a in &d.args {
-                        text.push(' ');
-                        text.push_str(&String::from_utf8_lossy(
-                            self.files[loc.file].doc.text(&a.span),
-                        ));
+                        text.push(b' ');
+                        text.extend_from_slice(self.files[loc.file].doc.text(&a.span));
                     }
-                    text.push_str(" ssl;");
+                    text.extend_from_slice(b" ssl;");
                     edits.push(self.replace_directive(loc, &text));
                 }
             }
@@ -151,7 +154,8 @@ impl NginxConfig {
                 Some(loc) => {
                     let d = self.directive(loc);
                     if d.args.len() != 1 || d.args[0].value != path.to_string_lossy() {
-                        edits.push(self.replace_directive(loc, &format!("{directive} {value};")));
+                        let text = format!("{directive} {value};");
+                        edits.push(self.replace_directive(loc, text.as_bytes()));
                     }
                 }
                 None => lines.push(format!("{directive} {value};")),
@@ -215,16 +219,22 @@ impl NginxConfig {
         Ok(lines)
     }
 
-    /// A new server block after `server` (at the end of its line), made of
-    /// `lines` and, when `copy_body`, the rest of `server`'s body except
-    /// its `listen`, `server_name` and certificate lines: the new block
-    /// serves what the old one serves for the name.
+    /// A new server block after `server`, made of `lines` and, when
+    /// `copy_body`, the rest of `server`'s body except its `listen`,
+    /// `server_name` and certificate lines: the new block serves what the
+    /// old one serves for the name.
+    ///
+    /// It goes at the end of the line of `server`'s `}` when only white
+    /// space or a comment follows it there; otherwise right after the `}`,
+    /// and what followed moves to the next line: the next directive may
+    /// start on that line and go on below, and a block inserted into it
+    /// would become its argument and block.
     fn new_block_after(
         &self,
         server: &Server,
         lines: &[String],
         copy_body: bool,
-    ) -> (usize, Span, String) {
+    ) -> (usize, Span, Vec<u8>) {
         let file = server.loc.file;
         let src = self.files[file].doc.source();
         let d = self.directive(&server.loc);
@@ -235,36 +245,47 @@ impl NginxConfig {
             .and_then(|c| line_indent(src, c.name.span.start))
             .unwrap_or_else(|| format!("{indent}    "));
         let end = d.span().end;
-        let eol = end + rest_of_line(src, end).len();
+        let rest = rest_of_line(src, end);
+        let spaces = rest.iter().take_while(|&&b| is_space(b)).count();
+        let after_line = matches!(rest.get(spaces), None | Some(b'#'));
         let mut text = format!("\n{}", marked(&indent, "server {"));
         for line in lines {
             text.push('\n');
             text.push_str(&marked(&inner, line));
         }
+        let mut text = text.into_bytes();
         let body = if copy_body {
             self.copied_body(server)
         } else {
-            String::new()
+            Vec::new()
         };
         if !body.is_empty() {
-            if !body.starts_with('\n') {
-                text.push('\n');
+            if !body.starts_with(b"\n") {
+                text.push(b'\n');
             }
-            text.push_str(&body);
+            text.extend_from_slice(&body);
         }
-        text.push('\n');
-        text.push_str(&marked(&indent, "}"));
-        (file, eol..eol, text)
+        text.push(b'\n');
+        text.extend_from_slice(marked(&indent, "}").as_bytes());
+        if after_line {
+            let eol = end + rest.len();
+            return (file, eol..eol, text);
+        }
+        // The marker comment ends the line: what followed the `}` starts
+        // the next one.
+        text.push(b'\n');
+        text.extend_from_slice(indent.as_bytes());
+        (file, end..end + spaces, text)
     }
 
     /// `server`'s body without `listen`, `server_name` and certificate
-    /// directives, every line marked.
-    fn copied_body(&self, server: &Server) -> String {
+    /// directives, every line marked; its bytes as written, UTF-8 or not.
+    fn copied_body(&self, server: &Server) -> Vec<u8> {
         let file = &self.files[server.loc.file];
         let src = file.doc.source();
         let d = self.directive(&server.loc);
         let Some(block) = d.block() else {
-            return String::new();
+            return Vec::new();
         };
         let body = block.open.end..block.close.start;
         let mut removed: Vec<Span> = Vec::new();
@@ -277,7 +298,7 @@ impl NginxConfig {
                 let start = span.start - line_indent(src, span.start).map_or(0, |i| i.len());
                 let rest = rest_of_line(src, span.end);
                 let alone = start != span.start || line_indent(src, span.start).is_some();
-                let span = if alone && rest.trim().is_empty() && start > body.start {
+                let span = if alone && trim_space_end(rest).is_empty() && start > body.start {
                     // The whole line, its newline before it included.
                     start - 1..span.end + rest.len()
                 } else {
@@ -295,8 +316,7 @@ impl NginxConfig {
             }
         }
         out.extend_from_slice(&src[at..body.end]);
-        let trimmed = out.trim_ascii_end().len();
-        out.truncate(trimmed);
+        out.truncate(trim_space_end(&out).len());
         out.push(b'\n');
         let mut text = mark_lines(&out);
         text.pop();
@@ -318,13 +338,30 @@ fn line_indent(src: &[u8], offset: usize) -> Option<String> {
         .then(|| String::from_utf8_lossy(before).into_owned())
 }
 
-/// The bytes from `offset` to the end of its line (newline excluded).
-fn rest_of_line(src: &[u8], offset: usize) -> String {
+/// The bytes from `offset` to the end of its line (newline excluded), as
+/// bytes: offsets are computed from their length, and a lossy UTF-8 copy
+/// is longer where the file has a byte that is not UTF-8.
+fn rest_of_line(src: &[u8], offset: usize) -> &[u8] {
     let end = src[offset..]
         .iter()
         .position(|&b| b == b'\n')
         .map_or(src.len(), |p| offset + p);
-    String::from_utf8_lossy(&src[offset..end]).into_owned()
+    &src[offset..end]
+}
+
+/// `bytes` without the white space that ends it (nginx's: a form feed,
+/// say, is a token).
+fn trim_space_end(bytes: &[u8]) -> &[u8] {
+    let len = bytes
+        .iter()
+        .rposition(|&b| !is_space(b))
+        .map_or(0, |p| p + 1);
+    &bytes[..len]
+}
+
+/// Whether `needle` occurs in `haystack`.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 fn marked(indent: &str, line: &str) -> String {
@@ -332,8 +369,11 @@ fn marked(indent: &str, line: &str) -> String {
 }
 
 /// Appends the marker to every line of `text` that has content and does
-/// not end inside a token (a quoted string spanning lines).
-fn mark_lines(text: &[u8]) -> String {
+/// not end inside a token (a quoted string spanning lines), and leaves out
+/// comment-only and repeated blank lines. White space is nginx's (a form
+/// feed is a token), and a line is a comment only when its `#` starts a
+/// comment, not when it is in a token begun on a line before.
+fn mark_lines(text: &[u8]) -> Vec<u8> {
     let mut tokens: Vec<Span> = Vec::new();
     if let Ok(doc) = parse(text.to_vec()) {
         fn collect(dirs: &[Directive], out: &mut Vec<Span>) {
@@ -348,6 +388,7 @@ fn mark_lines(text: &[u8]) -> String {
         }
         collect(doc.directives(), &mut tokens);
     }
+    let in_token = |p: usize| tokens.iter().any(|t| t.start <= p && p < t.end);
     let mut out = Vec::with_capacity(text.len() + 64);
     let mut line_start = 0;
     let mut out_line_start = 0;
@@ -355,8 +396,9 @@ fn mark_lines(text: &[u8]) -> String {
         if b == b'\n' {
             let line = &text[line_start..i];
             let inside = tokens.iter().any(|t| t.start < i && i < t.end);
-            let blank = line.iter().all(|c| c.is_ascii_whitespace());
-            let comment = line.trim_ascii_start().starts_with(b"#");
+            let first = line_start + line.iter().take_while(|&&c| is_space(c)).count();
+            let blank = first == i;
+            let comment = !blank && text[first] == b'#' && !in_token(first);
             line_start = i + 1;
             if !inside && (comment || (blank && (out.ends_with(b"\n\n") || out.is_empty()))) {
                 // A comment-only or repeated blank line is not copied.
@@ -373,7 +415,7 @@ fn mark_lines(text: &[u8]) -> String {
         }
         out.push(b);
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 fn path_token(path: &Path) -> Result<String, Error> {
@@ -506,7 +548,7 @@ impl Config for NginxConfig {
                 Some(loc) => {
                     let src = self.files[loc.file].doc.source();
                     let span = self.directive(loc).span();
-                    if !rest_of_line(src, span.end).contains(MARKER) {
+                    if !contains(rest_of_line(src, span.end), MARKER.as_bytes()) {
                         return Err(Error::Unsupported(format!(
                             "{} already has a location for {CHALLENGE_PREFIX}; answer http-01 with --webroot and that location's root, or remove it",
                             self.place(loc)
@@ -515,7 +557,7 @@ impl Config for NginxConfig {
                     if src[span.clone()] == *line.as_bytes() {
                         continue;
                     }
-                    self.replace_directive(loc, &line)
+                    self.replace_directive(loc, line.as_bytes())
                 }
             };
             self.apply(vec![edit])?;
