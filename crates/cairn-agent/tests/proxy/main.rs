@@ -24,4 +24,5 @@ mod lifecycle;
 mod pebble_peers;
 mod peers;
 mod serving;
+mod shared_directory;
 mod support;
