@@ -8,6 +8,7 @@
 //!     cargo test -p cairn-agent --test proxy chromium
 //! CAIRN_BIND=1 cargo test -p cairn-agent --test proxy rfc2136
 //! CAIRN_PEBBLE=1 cargo test -p cairn-agent --test proxy pebble
+//! CAIRN_PEBBLE=1 CAIRN_BIND=1 cargo test -p cairn-agent --test proxy pebble_dns01
 //! ```
 
 #[path = "../shared/bind.rs"]

@@ -68,10 +68,20 @@ impl Proxy {
     /// Runs `cairn ARGS` (which must be a `proxy` command line) and waits
     /// for its "listening on" line.
     pub(crate) async fn spawn(args: &[String], config_dir: &Path, root_pem: &Path) -> Proxy {
+        Self::spawn_logging(args, config_dir, root_pem, "info").await
+    }
+
+    /// As [`Proxy::spawn`], with `RUST_LOG=log_filter`.
+    pub(crate) async fn spawn_logging(
+        args: &[String],
+        config_dir: &Path,
+        root_pem: &Path,
+        log_filter: &str,
+    ) -> Proxy {
         eprintln!("$ cairn {}", args.join(" "));
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cairn"))
             .args(args)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", log_filter)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)

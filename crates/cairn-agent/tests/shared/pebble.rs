@@ -4,7 +4,7 @@
 //! (`#[path]`-included); runs only with `CAIRN_PEBBLE=1`, and then a
 //! missing binary fails the test.
 
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -61,6 +61,27 @@ impl Peers {
         validity: Option<u64>,
         nonce_reject: Option<u8>,
     ) -> Option<Self> {
+        Self::start(ports, validity, nonce_reject, None)
+    }
+
+    /// As [`Peers::start_with_nonce_reject`], with Pebble resolving every
+    /// name through `dns_server` (a BIND taking RFC 2136 updates, for
+    /// dns-01) instead of challtestsrv.
+    #[allow(dead_code, reason = "the proxy's tests use it, the agent's do not")]
+    pub(crate) fn start_with_dns_server(
+        ports: Ports,
+        nonce_reject: Option<u8>,
+        dns_server: SocketAddr,
+    ) -> Option<Self> {
+        Self::start(ports, None, nonce_reject, Some(dns_server))
+    }
+
+    fn start(
+        ports: Ports,
+        validity: Option<u64>,
+        nonce_reject: Option<u8>,
+        dns_server: Option<SocketAddr>,
+    ) -> Option<Self> {
         if std::env::var("CAIRN_PEBBLE").as_deref() != Ok("1") {
             eprintln!("pebble test not run: set CAIRN_PEBBLE=1 to run it");
             return None;
@@ -114,7 +135,8 @@ impl Peers {
         command
             .arg("-config")
             .arg(&config_path)
-            .args(["-dnsserver", &format!("127.0.0.1:{}", ports.dns)])
+            .arg("-dnsserver")
+            .arg(dns_server.map_or_else(|| format!("127.0.0.1:{}", ports.dns), |a| a.to_string()))
             .env("PEBBLE_VA_NOSLEEP", "1")
             .env("PEBBLE_ALTERNATE_ROOTS", "1")
             .env_remove("PEBBLE_VA_ALWAYS_VALID")
