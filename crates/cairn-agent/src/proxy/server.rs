@@ -53,8 +53,8 @@ pub(crate) struct Listeners {
 impl Listeners {
     pub(crate) async fn bind(http: SocketAddr, https: SocketAddr) -> anyhow::Result<Self> {
         use anyhow::Context as _;
-        let bind = |addr: SocketAddr, what: &'static str| async move {
-            TcpListener::bind(addr).await.with_context(|| {
+        let bind = |addr: SocketAddr, what: &'static str| {
+            listen(addr).with_context(|| {
                 format!(
                     "cannot listen for {what} on {addr}{}",
                     if addr.port() < 1024 {
@@ -67,10 +67,30 @@ impl Listeners {
             })
         };
         Ok(Self {
-            http: bind(http, "HTTP").await?,
-            https: bind(https, "HTTPS").await?,
+            http: bind(http, "HTTP")?,
+            https: bind(https, "HTTPS")?,
         })
     }
+}
+
+/// The accept queue asked of the kernel (which caps it at
+/// `net.core.somaxconn`, 4096 on current Linux). tokio's
+/// `TcpListener::bind` asks for 1024: a burst of more new connections than
+/// that (a load test's `-c 2000`, a crowd after a restart) overflowed the
+/// queue, and each dropped SYN cost its client a one-second retransmit.
+const ACCEPT_BACKLOG: u32 = 4096;
+
+/// A listening socket on `addr` with [`ACCEPT_BACKLOG`], `SO_REUSEADDR` set
+/// as `TcpListener::bind` does (a restart need not wait out TIME_WAIT).
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(ACCEPT_BACKLOG)
 }
 
 /// Runs both listeners until `stop` turns true, then drains for at most
