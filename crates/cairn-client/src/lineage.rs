@@ -167,16 +167,32 @@ impl ConfigDir {
     /// Takes the lock of lineage `name`, waiting while another process
     /// holds it. This blocks the thread: call it from a blocking task.
     pub fn lock_wait(&self, name: &CertName) -> Result<LineageLock> {
-        let (file, path) = self.lock_file(name)?;
+        Self::wait_for(self.lock_file(name)?)
+    }
+
+    /// Takes the lock of the account files (`accounts/`), waiting while
+    /// another process holds it, so that processes sharing this directory
+    /// register one account per CA, not one each. This blocks the thread:
+    /// call it from a blocking task.
+    pub fn lock_accounts_wait(&self) -> Result<LineageLock> {
+        // A leading dot: no certificate name can take this file.
+        Self::wait_for(self.lock_path(".accounts")?)
+    }
+
+    fn wait_for((file, path): (File, PathBuf)) -> Result<LineageLock> {
         file.lock()
             .with_context(|| format!("locking {}", path.display()))?;
         Ok(LineageLock { _file: file })
     }
 
     fn lock_file(&self, name: &CertName) -> Result<(File, PathBuf)> {
+        self.lock_path(name.as_str())
+    }
+
+    fn lock_path(&self, stem: &str) -> Result<(File, PathBuf)> {
         let dir = self.root.join("locks");
         create_dir(&dir, 0o755)?;
-        let path = dir.join(format!("{name}.lock"));
+        let path = dir.join(format!("{stem}.lock"));
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)

@@ -148,7 +148,15 @@ async fn account(manager: &TlsManager, index: usize, dir: &ConfigDir) -> Result<
         ..ClientOptions::default()
     };
     let client = AcmeClient::new(&ca.directory_url, options).await?;
+    // One registration per CA: across this process's tasks, then across
+    // the processes sharing the directory.
     let _registering = manager.inner.account_lock.lock().await;
+    let _file_lock = {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || dir.lock_accounts_wait())
+            .await
+            .map_err(|e| Error::Storage(format!("the lock task failed: {e}")))??
+    };
     if let Some(account) = disk::load_account(dir, &client)? {
         return Ok(account);
     }

@@ -272,6 +272,32 @@ async fn two_managers_sharing_a_directory_make_one_order() {
     assert_eq!(one.metrics().loaded + two.metrics().loaded, 1);
 }
 
+/// Managers (processes) starting together on an empty directory register
+/// one account between them: both orders belong to the saved account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managers_sharing_a_new_directory_register_one_account() {
+    let ca = Ca::start().await;
+    let dir = ca.config_dir("fresh");
+    let build = |name: &'static str| {
+        TlsManager::builder(&dir)
+            .certificate([name])
+            .ca(ca.ca_config())
+            .challenges(&[])
+            .dns_solver(Arc::new(TestDns(ca.dns.records().clone())))
+            .build()
+            .expect("manager")
+    };
+    let (one, two) = (build("a.example"), build("b.example"));
+    let (a, b) = tokio::join!(one.obtain(&["a.example"]), two.obtain(&["b.example"]));
+    a.expect("a.example");
+    b.expect("b.example");
+    assert_eq!(
+        ca.orders(&dir).await,
+        2,
+        "both orders were placed by the one saved account"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn falls_back_to_the_second_ca() {
     let ca = Ca::start().await;
