@@ -127,10 +127,13 @@ impl Ra {
         let thumbprint = key.thumbprint();
         if let Some(existing) = self.store.account_by_thumbprint(&thumbprint).await? {
             if existing.status != AccountState::Valid {
+                // §7.3.6: no request by this key is accepted, not even
+                // newAccount; 401 as for any other.
                 return Err(CaError::unauthorized(format!(
                     "the account for this key is {}",
                     state_name(existing.status)
-                )));
+                ))
+                .with_status(401));
             }
             return Ok((existing, false));
         }
@@ -171,10 +174,12 @@ impl Ra {
             )
         })?;
         if account.status != AccountState::Valid {
+            // RFC 8555 §7.3.6: 401 for requests by a deactivated account.
             return Err(CaError::unauthorized(format!(
                 "account {id} is {}",
                 state_name(account.status)
-            )));
+            ))
+            .with_status(401));
         }
         Ok(account)
     }

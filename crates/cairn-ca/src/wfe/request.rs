@@ -122,14 +122,10 @@ impl Wfe {
                 header.url
             )));
         }
-        let nonce = header.nonce.as_deref().unwrap_or_default();
-        if !self.nonces.redeem(nonce).await? {
-            return Err(CaError::new(
-                ProblemType::BadNonce,
-                "the nonce was already used, is too old or not ours; retry with the fresh one in this response",
-            ));
-        }
-        match (&header.key, form) {
+        // The signature is checked before the nonce is spent: a forged
+        // request carrying a client's nonce must not burn it.
+        let nonce = header.nonce.clone().unwrap_or_default();
+        let signed = match (&header.key, form) {
             (KeyRef::Jwk(_), KeyForm::Jwk | KeyForm::Either) => Ok(Signed {
                 jws: unverified.verify_with_embedded_jwk()?,
                 account: None,
@@ -154,7 +150,14 @@ impl Wfe {
             (KeyRef::Kid(_), KeyForm::Jwk) => Err(CaError::malformed(
                 "newAccount must be signed with the new key embedded as jwk, not kid",
             )),
+        }?;
+        if !self.nonces.redeem(&nonce).await? {
+            return Err(CaError::new(
+                ProblemType::BadNonce,
+                "the nonce was already used, is too old or not ours; retry with the fresh one in this response",
+            ));
         }
+        Ok(signed)
     }
 }
 

@@ -205,7 +205,7 @@ async fn another_accounts_url_is_unauthorized() {
 }
 
 /// §7.3.6: after deactivation every request signed by the account is
-/// refused with `unauthorized`, and its key cannot make a new account.
+/// refused with 401 `unauthorized`, and its key cannot make a new account.
 #[tokio::test(flavor = "multi_thread")]
 async fn deactivated_account_is_refused_everywhere() {
     let h = Harness::start(|_| {}).await;
@@ -229,8 +229,8 @@ async fn deactivated_account_is_refused_everywhere() {
     ];
     for (what, url, body) in requests {
         let reply = h.post_as(&account, url, body).await;
-        assert_eq!(reply.status, 403, "{what}");
-        reply.problem(403, ProblemType::Unauthorized);
+        assert_eq!(reply.status, 401, "{what}");
+        reply.problem(401, ProblemType::Unauthorized);
     }
     let again = h
         .post_signed(
@@ -240,7 +240,7 @@ async fn deactivated_account_is_refused_everywhere() {
             &payload(json!({ "termsOfServiceAgreed": true })),
         )
         .await;
-    again.problem(403, ProblemType::Unauthorized);
+    again.problem(401, ProblemType::Unauthorized);
 }
 
 /// §7.1.2.1: the orders list comes in pages linked with `rel="next"`.

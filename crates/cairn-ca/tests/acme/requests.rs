@@ -134,7 +134,8 @@ async fn unknown_kid_is_account_does_not_exist() {
 }
 
 /// §7.3.6: "...the server MUST NOT accept further requests authorized by
-/// that account's key" — checked where the `kid` is looked up.
+/// that account's key", answering "401 (Unauthorized) with an error of
+/// type unauthorized" — checked where the `kid` is looked up.
 #[tokio::test(flavor = "multi_thread")]
 async fn kid_of_a_deactivated_account_is_unauthorized() {
     let h = Harness::start(|_| {}).await;
@@ -147,7 +148,38 @@ async fn kid_of_a_deactivated_account_is_unauthorized() {
             &order_payload("gone.test"),
         )
         .await;
-    reply.problem(403, ProblemType::Unauthorized);
+    reply.problem(401, ProblemType::Unauthorized);
+}
+
+/// A request whose signature does not verify leaves its nonce unspent, so
+/// someone who sees a client's nonce cannot burn it with a forgery.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forged_request_does_not_spend_the_nonce() {
+    let h = Harness::start(|_| {}).await;
+    let account = h.account().await;
+    let url = h.directory().new_order.clone();
+    let payload = order_payload("forged.test");
+    let nonce = h.nonce().await;
+    let forged = jws(&new_key(), Some(account.url()), &nonce, &url, &payload);
+    let reply = h.post_jws(&url, forged).await;
+    assert!(
+        (400..500).contains(&reply.status) && reply.status != 201,
+        "the forgery is refused: {}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    let problem = reply.json();
+    assert_ne!(
+        problem["type"], "urn:ietf:params:acme:error:badNonce",
+        "{problem}"
+    );
+    let genuine = jws(account.key(), Some(account.url()), &nonce, &url, &payload);
+    let reply = h.post_jws(&url, genuine).await;
+    assert_eq!(
+        reply.status,
+        201,
+        "the nonce still works: {}",
+        String::from_utf8_lossy(&reply.body)
+    );
 }
 
 /// §6.2: only newAccount and revokeCert take `jwk`; the rest take `kid`.
