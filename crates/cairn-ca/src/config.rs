@@ -248,6 +248,27 @@ impl Config {
         if self.testing.nonce_reject_percent > 100 {
             return bad("testing.nonce_reject_percent must be 0 to 100".into());
         }
+        let switched_on: Vec<&str> = [
+            ("testing.always_valid", self.testing.always_valid),
+            (
+                "testing.nonce_reject_percent",
+                self.testing.nonce_reject_percent > 0,
+            ),
+            (
+                "testing.validation_delay_ms",
+                self.testing.validation_delay_ms > 0,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(key, on)| on.then_some(key))
+        .collect();
+        if !self.dev && !switched_on.is_empty() {
+            return bad(format!(
+                "{} can only be set in dev mode (dev = true or --dev): a test switch must \
+                 never reach a CA that issues real certificates",
+                switched_on.join(", ")
+            ));
+        }
         if let Some(url) = &self.database {
             Self::parse_database(url).map_err(ConfigError)?;
         }
@@ -411,9 +432,28 @@ mod tests {
     }
 
     #[test]
+    fn test_switches_need_dev_mode() {
+        for switch in [
+            "always_valid = true",
+            "nonce_reject_percent = 5",
+            "validation_delay_ms = 10",
+        ] {
+            let text = format!("[testing]\n{switch}\n");
+            let err = Config::from_toml(&text, false).expect_err(switch);
+            let key = switch.split(' ').next().unwrap_or_default();
+            assert!(err.0.contains(&format!("testing.{key}")), "{err}");
+            assert!(err.0.contains("dev mode"), "{err}");
+            Config::from_toml(&text, true).expect("allowed with --dev");
+            Config::from_toml(&format!("dev = true\n{text}"), false)
+                .expect("allowed with dev = true");
+        }
+        Config::from_toml("[testing]\nalways_valid = false\n", false).expect("off is fine");
+    }
+
+    #[test]
     fn bad_values_are_refused() {
         assert!(Config::from_toml("[issuance]\ncertificate_lifetime_days = 0\n", false).is_err());
-        assert!(Config::from_toml("[testing]\nnonce_reject_percent = 101\n", false).is_err());
+        assert!(Config::from_toml("[testing]\nnonce_reject_percent = 101\n", true).is_err());
         assert!(Config::from_toml("[server]\npublic_url = \"ftp://x\"\n", false).is_err());
         assert!(Config::from_toml("[server]\nlisten = \"nonsense\"\n", false).is_err());
     }
