@@ -80,12 +80,26 @@ impl RunningCa {
 /// Binds the listeners, makes or loads the CA's keys, opens the database
 /// and starts serving.
 pub async fn start(config: Config, overrides: Overrides) -> Result<RunningCa, StartError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        StartError(format!(
-            "cannot create data directory {}: {e}",
-            config.data_dir.display()
-        ))
-    })?;
+    // The data directory holds the keys and the database: 0700 whatever
+    // the umask, and narrowed (with a warning) if it was wider.
+    let private_data_dir = || -> std::io::Result<bool> {
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(&config.data_dir)?;
+        crate::signer::restrict_dir(&config.data_dir)
+    };
+    match private_data_dir() {
+        Ok(true) => tracing::warn!(
+            dir = %config.data_dir.display(),
+            "the data directory was open to others; narrowed it to 0700"
+        ),
+        Ok(false) => {}
+        Err(e) => {
+            return Err(StartError(format!(
+                "cannot create data directory {}: {e}",
+                config.data_dir.display()
+            )));
+        }
+    }
     let api = TcpListener::bind(config.server.listen)
         .await
         .map_err(|e| StartError(format!("cannot listen on {}: {e}", config.server.listen)))?;
@@ -360,6 +374,52 @@ mod tests {
     };
 
     use super::*;
+
+    /// The data directory and the database are the owner's alone, whatever
+    /// the umask: the CA's keys and every account key live there.
+    #[tokio::test]
+    async fn data_directory_and_database_are_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data_dir = dir.path().join("new").join("data");
+        let mut config = Config::defaults(true);
+        config.data_dir = data_dir.clone();
+        config.server.listen = "127.0.0.1:0".parse().expect("addr");
+        config.server.http_listen = "127.0.0.1:0".parse().expect("addr");
+        let running = start(config, Overrides::default()).await.expect("starts");
+        let mode = |path: &std::path::Path| {
+            std::fs::metadata(path)
+                .expect("exists")
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode(&data_dir), 0o700, "data directory");
+        assert_eq!(mode(&data_dir.join("cairn.db")), 0o600, "database");
+        let wal = data_dir.join("cairn.db-wal");
+        if wal.exists() {
+            assert_eq!(mode(&wal), 0o600, "write-ahead log");
+        }
+        running.shutdown().await;
+
+        // A directory and database left open to others are narrowed.
+        std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::fs::set_permissions(
+            data_dir.join("cairn.db"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .expect("chmod");
+        let mut config = Config::defaults(true);
+        config.data_dir = data_dir.clone();
+        config.server.listen = "127.0.0.1:0".parse().expect("addr");
+        config.server.http_listen = "127.0.0.1:0".parse().expect("addr");
+        let running = start(config, Overrides::default())
+            .await
+            .expect("starts again");
+        assert_eq!(mode(&data_dir), 0o700, "data directory narrowed");
+        assert_eq!(mode(&data_dir.join("cairn.db")), 0o600, "database narrowed");
+        running.shutdown().await;
+    }
 
     /// A challenge left in processing by a crash is validated again when
     /// the CA starts, so its authorization does not stay pending forever.

@@ -136,6 +136,35 @@ struct Ran {
 /// committing.
 type Answer = Box<dyn FnOnce(Option<&str>) + Send>;
 
+/// The database holds every account key and certificate: only its owner
+/// may read it. A missing file is created 0600 whatever the umask (SQLite
+/// gives the `-wal` and `-shm` files the database's mode); an existing one
+/// readable by others is narrowed to 0600, with a warning.
+fn make_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        let file = Path::new(&file);
+        let mode = match std::fs::metadata(file) {
+            Ok(metadata) => metadata.permissions().mode() & 0o777,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        if mode & 0o077 != 0 {
+            tracing::warn!(file = %file.display(), mode = format!("{mode:o}"), "the database was readable by others; narrowing it to 0600");
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
+    Ok(())
+}
+
 impl SqliteStore {
     /// Opens the database at `path`, creating the file if it is missing
     /// (its directory must exist), and applies pending migrations.
@@ -162,6 +191,12 @@ impl SqliteStore {
             tokio::task::spawn_blocking(move || -> Result<_> {
                 let cannot =
                     |e: rusqlite::Error| format!("cannot open the database {}: {e}", path.display());
+                make_private(&path).map_err(|e| {
+                    StoreError::Backend(format!(
+                        "cannot make the database {} private: {e}",
+                        path.display()
+                    ))
+                })?;
                 // No SQLITE_OPEN_URI: the path is a file name, even one
                 // that starts with "file:".
                 let writer = Connection::open_with_flags(

@@ -23,6 +23,7 @@ mod csr;
 mod der;
 mod extensions;
 mod files;
+pub(crate) use self::files::restrict_dir;
 mod hierarchy;
 mod leaf;
 #[cfg(test)]
