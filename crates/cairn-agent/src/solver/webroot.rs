@@ -48,6 +48,9 @@ impl Webroot {
                     challenge.identifier.value
                 );
             }
+            let real_root = root
+                .canonicalize()
+                .with_context(|| format!("resolving the webroot {}", root.display()))?;
             let mut dir = root.clone();
             for part in [".well-known", "acme-challenge"] {
                 dir.push(part);
@@ -55,8 +58,26 @@ impl Webroot {
                     crate::storage::create_dir(&dir, 0o755)?;
                     self.created.push(dir.clone());
                 }
+                // A link that leads out of the webroot would make us write
+                // where the web server's content owner chose, not the
+                // operator: refused.
+                let real = dir
+                    .canonicalize()
+                    .with_context(|| format!("resolving {}", dir.display()))?;
+                if !real.starts_with(&real_root) {
+                    bail!(
+                        "{} leads to {}, outside the webroot {}; cairn does not write \
+                         challenge files through a link out of the webroot",
+                        dir.display(),
+                        real.display(),
+                        real_root.display()
+                    );
+                }
             }
-            // The token is base64url (checked by cairn-client): one plain file name.
+            // The token is base64url (checked by cairn-client): one plain
+            // file name. It is written under a new temporary name and
+            // renamed, and removed with unlink: a link planted at its name
+            // is replaced or removed, never followed.
             let file = dir.join(challenge.token.as_str());
             crate::storage::write_atomic(&file, challenge.key_authorization.as_bytes(), 0o644)?;
             self.written.push(file);
@@ -127,5 +148,101 @@ mod tests {
         let mut other = Webroot::new(Vec::new());
         let err = other.present(&[challenge]).expect_err("no webroot");
         assert!(err.to_string().contains("no webroot"), "{err}");
+    }
+
+    fn challenge_for(domain: &str) -> PreparedChallenge {
+        let token = Token::parse("LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0").expect("token");
+        PreparedChallenge {
+            identifier: Identifier::dns(domain),
+            kind: ChallengeType::Http01,
+            url: "https://ca.test/chall/2".into(),
+            key_authorization: format!("{token}.thumb"),
+            token,
+        }
+    }
+
+    #[test]
+    fn links_out_of_the_webroot_are_refused_and_links_inside_it_followed() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let root = temp.path().join("www");
+        let outside = temp.path().join("elsewhere");
+        fs::create_dir(&root).expect("mkdir");
+        fs::create_dir(&outside).expect("mkdir");
+        let webroot = |root: &std::path::Path| {
+            Webroot::new(vec![WebrootEntry {
+                domain: "b.example".into(),
+                path: root.to_owned(),
+            }])
+        };
+
+        // .well-known pointing out of the root.
+        std::os::unix::fs::symlink(&outside, root.join(".well-known")).expect("symlink");
+        let err = webroot(&root)
+            .present(&[challenge_for("b.example")])
+            .expect_err("a link out of the root");
+        assert!(err.to_string().contains("outside the webroot"), "{err}");
+        assert_eq!(
+            fs::read_dir(&outside).expect("read").count(),
+            0,
+            "nothing written there"
+        );
+        fs::remove_file(root.join(".well-known")).expect("unlink");
+
+        // acme-challenge pointing out of the root.
+        fs::create_dir(root.join(".well-known")).expect("mkdir");
+        std::os::unix::fs::symlink(&outside, root.join(".well-known/acme-challenge"))
+            .expect("symlink");
+        let err = webroot(&root)
+            .present(&[challenge_for("b.example")])
+            .expect_err("a link out of the root");
+        assert!(err.to_string().contains("outside the webroot"), "{err}");
+        assert_eq!(
+            fs::read_dir(&outside).expect("read").count(),
+            0,
+            "nothing written there"
+        );
+        fs::remove_file(root.join(".well-known/acme-challenge")).expect("unlink");
+
+        // A link that stays inside the root is fine.
+        fs::create_dir(root.join("shared")).expect("mkdir");
+        std::os::unix::fs::symlink(root.join("shared"), root.join(".well-known/acme-challenge"))
+            .expect("symlink");
+        let mut inside = webroot(&root);
+        inside
+            .present(&[challenge_for("b.example")])
+            .expect("a link inside the root");
+        assert!(
+            root.join("shared/LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0")
+                .is_file()
+        );
+        inside.cleanup().expect("cleanup");
+        assert_eq!(fs::read_dir(root.join("shared")).expect("read").count(), 0);
+    }
+
+    #[test]
+    fn a_link_at_the_token_name_is_replaced_not_followed() {
+        let temp = tempfile::tempdir().expect("tempdir");
+        let root = temp.path().join("www");
+        fs::create_dir_all(root.join(".well-known/acme-challenge")).expect("mkdir");
+        let victim = temp.path().join("victim");
+        fs::write(&victim, "keep me").expect("write");
+        let token_path =
+            root.join(".well-known/acme-challenge/LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0");
+        std::os::unix::fs::symlink(&victim, &token_path).expect("symlink");
+        let mut webroot = Webroot::new(vec![WebrootEntry {
+            domain: "c.example".into(),
+            path: root.clone(),
+        }]);
+        webroot
+            .present(&[challenge_for("c.example")])
+            .expect("present");
+        assert!(
+            !fs::symlink_metadata(&token_path)
+                .expect("meta")
+                .is_symlink()
+        );
+        webroot.cleanup().expect("cleanup");
+        assert!(!token_path.exists());
+        assert_eq!(fs::read_to_string(&victim).expect("read"), "keep me");
     }
 }
