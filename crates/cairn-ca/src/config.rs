@@ -228,6 +228,23 @@ impl Config {
         Ok(config)
     }
 
+    /// What `serve` and `check-config` ask beyond a well-formed file
+    /// (`migrate` does not): a production CA checks CAA before issuing
+    /// (CA/B Forum BR 3.2.2.8), so it must know the issuer domain names
+    /// CAA records use for it. Only dev mode may leave them out.
+    pub fn check_serving(&self) -> Result<(), ConfigError> {
+        if !self.dev && self.validation.caa_identities.is_empty() {
+            return Err(ConfigError(
+                "validation.caa_identities is empty: a production CA must check CAA records \
+                 before issuing (CA/B Forum BR 3.2.2.8). List the issuer domain names CAA \
+                 records use for this CA, e.g. caa_identities = [\"ca.example.com\"]; only \
+                 dev mode (dev = true or --dev) may leave it empty"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     fn check(&self) -> Result<(), ConfigError> {
         let bad = |msg: String| Err(ConfigError(msg));
         let lifetime = self.issuance.certificate_lifetime_days;
@@ -429,6 +446,24 @@ mod tests {
         assert!(err.0.contains("listen_addr"), "{err}");
         let err = Config::from_toml("colour = 1\n", false).unwrap_err();
         assert!(err.0.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn serving_without_caa_needs_dev_mode() {
+        let production = Config::from_toml("", false).expect("a valid file");
+        let err = production.check_serving().expect_err("no CAA identities");
+        assert!(err.0.contains("validation.caa_identities"), "{err}");
+        Config::from_toml(
+            "[validation]\ncaa_identities = [\"ca.example.com\"]\n",
+            false,
+        )
+        .expect("valid")
+        .check_serving()
+        .expect("CAA identities given");
+        Config::from_toml("", true)
+            .expect("valid")
+            .check_serving()
+            .expect("dev may skip CAA");
     }
 
     #[test]

@@ -68,7 +68,9 @@ enum Command {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::CheckConfig { file, dev } => match Config::load(Some(&file), dev) {
+        Command::CheckConfig { file, dev } => match Config::load(Some(&file), dev)
+            .and_then(|config| config.check_serving().map(|()| config))
+        {
             Ok(mut config) => {
                 println!("{} is valid. Effective settings:\n", file.display());
                 // The settings may end up in a terminal log: not the password.
@@ -98,6 +100,10 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
+            if let Err(e) = config.check_serving() {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
             match tokio::runtime::Runtime::new() {
                 Ok(runtime) => runtime.block_on(serve(config)),
                 Err(e) => {

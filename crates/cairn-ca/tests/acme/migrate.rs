@@ -69,7 +69,9 @@ fn check_config_does_not_print_the_database_password() {
     let file = dir.path().join("ca.toml");
     std::fs::write(
         &file,
-        "database = \"postgres://ca:hunter2@db:5432/cairn\"\n",
+        "database = \"postgres://ca:hunter2@db:5432/cairn\"\n\
+         [validation]\n\
+         caa_identities = [\"ca.test\"]\n",
     )
     .unwrap();
     let (code, stdout, stderr) = cairn_ca(&["check-config", file.to_str().unwrap()]);
