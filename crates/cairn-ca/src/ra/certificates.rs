@@ -25,6 +25,59 @@ const CRL_VALIDITY: Duration = Duration::days(1);
 /// Revocation reasons a subscriber may give (RFC 5280 §5.3.1; BR 4.9.1.1).
 const ALLOWED_REASONS: [u8; 5] = [0, 1, 3, 4, 5];
 
+/// RFC 8555 §7.4 `notBefore`/`notAfter`, where the CA accepts them: the
+/// start no earlier than [`BACKDATE`] before now and no later than the
+/// order could still be finalized, the end after both the start and now
+/// and within `lifetime` of the start (what the CA would issue unasked).
+pub(super) fn check_requested_validity(
+    not_before: Option<OffsetDateTime>,
+    not_after: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+    lifetime: Duration,
+    order_lifetime: Duration,
+) -> CaResult<()> {
+    let show = |t: OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_else(|_| t.to_string())
+    };
+    let earliest = now - BACKDATE;
+    let start = not_before.unwrap_or(earliest);
+    if start < earliest {
+        return Err(CaError::malformed(format!(
+            "notBefore {} is more than {} minutes in the past; the earliest this CA accepts is {}",
+            show(start),
+            BACKDATE.whole_minutes(),
+            show(earliest)
+        )));
+    }
+    if start > now + order_lifetime {
+        return Err(CaError::malformed(format!(
+            "notBefore {} is later than this order can be finalized; the latest is {}",
+            show(start),
+            show(now + order_lifetime)
+        )));
+    }
+    if let Some(end) = not_after {
+        if end <= start.max(now) {
+            return Err(CaError::malformed(format!(
+                "notAfter {} must be later than notBefore and than now",
+                show(end)
+            )));
+        }
+        let latest = start + lifetime - Duration::SECOND;
+        if end > latest {
+            return Err(CaError::malformed(format!(
+                "notAfter {} is beyond this CA's certificate lifetime of {} days from \
+                 notBefore; the latest is {}",
+                show(end),
+                lifetime.whole_days(),
+                show(latest)
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Who asks for a revocation.
 #[derive(Debug)]
 pub enum Revoker<'a> {

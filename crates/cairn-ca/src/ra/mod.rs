@@ -281,6 +281,15 @@ impl Ra {
                 "this CA does not accept notBefore/notAfter in orders; leave them out",
             ));
         }
+        if self.config.allow_validity_request {
+            certificates::check_requested_validity(
+                request.not_before,
+                request.not_after,
+                now,
+                self.config.certificate_lifetime,
+                self.config.order_lifetime,
+            )?;
+        }
         if let Some(profile) = &request.profile {
             return Err(CaError::malformed(format!(
                 "this CA offers no profile {profile:?}"

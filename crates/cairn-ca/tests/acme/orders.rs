@@ -171,6 +171,68 @@ async fn validity_request_is_malformed_unless_allowed() {
     }
 }
 
+/// §7.4: where the CA takes `notBefore`/`notAfter`, they stay within its
+/// certificate lifetime and its backdating; out of range is `malformed`
+/// naming the limit.
+#[tokio::test(flavor = "multi_thread")]
+async fn requested_validity_is_bounded_by_the_lifetime_and_the_backdating() {
+    let h = Harness::start(|c| c.issuance.allow_validity_request = true).await;
+    let account = h.account().await;
+    let now = OffsetDateTime::now_utc();
+    let at = |t: OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .expect("formats")
+    };
+    let order = |fields: serde_json::Value| {
+        let mut payload = json!({
+            "identifiers": [{ "type": "dns", "value": "bounded.test" }],
+        });
+        for (key, value) in fields.as_object().expect("an object") {
+            payload[key] = value.clone();
+        }
+        serde_json::to_vec(&payload).expect("json")
+    };
+    let refused = [
+        (
+            json!({ "notAfter": at(now + Duration::days(400)) }),
+            "lifetime",
+        ),
+        (
+            json!({ "notBefore": at(now - Duration::days(1)) }),
+            "in the past",
+        ),
+        (
+            json!({ "notBefore": at(now), "notAfter": at(now - Duration::hours(1)) }),
+            "later than notBefore",
+        ),
+        (
+            json!({ "notBefore": at(now + Duration::days(365)) }),
+            "finalized",
+        ),
+    ];
+    for (fields, limit) in refused {
+        let reply = h
+            .post_as(&account, &h.directory().new_order, &order(fields.clone()))
+            .await;
+        let problem = reply.problem(400, ProblemType::Malformed);
+        let detail = problem.detail.unwrap_or_default();
+        assert!(detail.contains(limit), "{fields}: {detail}");
+    }
+    let reply = h
+        .post_as(
+            &account,
+            &h.directory().new_order,
+            &order(json!({ "notBefore": at(now), "notAfter": at(now + Duration::days(1)) })),
+        )
+        .await;
+    assert_eq!(
+        reply.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+}
+
 /// §7.4: an order is readable by its account only.
 #[tokio::test(flavor = "multi_thread")]
 async fn another_accounts_order_is_unauthorized() {
