@@ -175,33 +175,23 @@ mod tests {
             }])
         };
 
-        // .well-known pointing out of the root.
-        std::os::unix::fs::symlink(&outside, root.join(".well-known")).expect("symlink");
-        let err = webroot(&root)
-            .present(&[challenge_for("b.example")])
-            .expect_err("a link out of the root");
-        assert!(err.to_string().contains("outside the webroot"), "{err}");
-        assert_eq!(
-            fs::read_dir(&outside).expect("read").count(),
-            0,
-            "nothing written there"
-        );
-        fs::remove_file(root.join(".well-known")).expect("unlink");
-
-        // acme-challenge pointing out of the root.
-        fs::create_dir(root.join(".well-known")).expect("mkdir");
-        std::os::unix::fs::symlink(&outside, root.join(".well-known/acme-challenge"))
-            .expect("symlink");
-        let err = webroot(&root)
-            .present(&[challenge_for("b.example")])
-            .expect_err("a link out of the root");
-        assert!(err.to_string().contains("outside the webroot"), "{err}");
-        assert_eq!(
-            fs::read_dir(&outside).expect("read").count(),
-            0,
-            "nothing written there"
-        );
-        fs::remove_file(root.join(".well-known/acme-challenge")).expect("unlink");
+        // .well-known, then acme-challenge, pointing out of the root.
+        for link in [".well-known", ".well-known/acme-challenge"] {
+            let link = root.join(link);
+            fs::create_dir_all(link.parent().expect("a parent")).expect("mkdir");
+            std::os::unix::fs::symlink(&outside, &link).expect("symlink");
+            let err = webroot(&root)
+                .present(&[challenge_for("b.example")])
+                .expect_err("a link out of the root");
+            assert!(err.to_string().contains("outside the webroot"), "{err}");
+            assert_eq!(
+                fs::read_dir(&outside).expect("read").count(),
+                0,
+                "nothing written through {}",
+                link.display()
+            );
+            fs::remove_file(&link).expect("unlink");
+        }
 
         // A link that stays inside the root is fine.
         fs::create_dir(root.join("shared")).expect("mkdir");
