@@ -164,6 +164,8 @@ pub async fn start(config: Config, overrides: Overrides) -> Result<RunningCa, St
             terms_of_service: issuance.terms_of_service.clone(),
             always_valid: config.testing.always_valid,
             validation_delay: StdDuration::from_millis(config.testing.validation_delay_ms),
+            caa_recheck: Duration::minutes(i64::from(config.validation.caa_recheck_minutes)),
+            account_url_prefix: urls.account_prefix(),
         },
     ));
     let resumed = ra

@@ -256,8 +256,15 @@ impl Config {
         if self.issuance.authorization_reuse_days > 398 {
             return bad("issuance.authorization_reuse_days must be at most 398".into());
         }
-        if self.issuance.finalize_timeout_seconds == 0 {
-            return bad("issuance.finalize_timeout_seconds must be at least 1".into());
+        // A finalize may wait on a CAA recheck, which takes up to the
+        // validation timeout; a shorter finalize timeout would fail orders
+        // that are still being worked on.
+        if u64::from(self.issuance.finalize_timeout_seconds) <= self.validation.timeout_seconds {
+            return bad(format!(
+                "issuance.finalize_timeout_seconds ({}) must be longer than \
+                 validation.timeout_seconds ({}): finalize may check CAA again",
+                self.issuance.finalize_timeout_seconds, self.validation.timeout_seconds
+            ));
         }
         if self.issuance.orders_page_size == 0 {
             return bad("issuance.orders_page_size must be at least 1".into());
@@ -489,6 +496,9 @@ mod tests {
     fn bad_values_are_refused() {
         assert!(Config::from_toml("[issuance]\ncertificate_lifetime_days = 0\n", false).is_err());
         assert!(Config::from_toml("[testing]\nnonce_reject_percent = 101\n", true).is_err());
+        let err = Config::from_toml("[issuance]\nfinalize_timeout_seconds = 10\n", false)
+            .expect_err("no longer than the validation timeout");
+        assert!(err.0.contains("validation.timeout_seconds"), "{err}");
         assert!(Config::from_toml("[server]\npublic_url = \"ftp://x\"\n", false).is_err());
         assert!(Config::from_toml("[server]\nlisten = \"nonsense\"\n", false).is_err());
     }

@@ -8,12 +8,16 @@ use cairn_proto::ari::CertId;
 use cairn_proto::objects::{Finalize, OrderStatus, Revocation as RevocationPayload};
 use cairn_proto::problem::ProblemType;
 use cairn_proto::{Identifier, Jwk, Problem, base64url};
-use cairn_store::{Account, Certificate, OrderId, PendingCertificate, Revocation, StoreError};
+use cairn_store::{
+    Account, Authorization, Certificate, ChallengeState, OrderId, PendingCertificate, Revocation,
+    StoreError,
+};
 use time::{Duration, OffsetDateTime};
 
 use super::{OrderView, Ra, order_identifier};
 use crate::error::{CaError, CaResult};
 use crate::signer::{self, CrlEntry, LeafRequest};
+use crate::va::CaaRequest;
 
 /// How far before "now" a certificate's validity starts, for clients whose
 /// clocks run a little behind.
@@ -214,6 +218,10 @@ impl Ra {
                 Err(e) => return Err(e.into()),
             }
         }
+        if let Err(e) = self.recheck_caa(account, &view.authorizations, now).await {
+            self.fail_order(order_id, &e).await;
+            return Err(e);
+        }
         let serial_hex = signer::serial_hex(&serial);
         let signed = self.pki.issue_leaf(&LeafRequest {
             serial,
@@ -226,10 +234,7 @@ impl Ra {
         let der = match signed {
             Ok(der) => der,
             Err(e) => {
-                let problem = e.to_problem();
-                if let Err(store_err) = self.store.fail_finalize(order_id, &problem).await {
-                    tracing::error!(order = order_id, error = %store_err, "could not mark a failed order invalid");
-                }
+                self.fail_order(order_id, &e).await;
                 return Err(e);
             }
         };
@@ -242,6 +247,56 @@ impl Ra {
             not_before = %not_before, not_after = %not_after
         );
         self.order(account, order_id).await
+    }
+
+    /// BR 3.2.2.8: CAA is checked within 8 hours before issuance. Each
+    /// authorization validated longer than `caa_recheck` ago has its name
+    /// checked again, with the method that validated it and this account.
+    async fn recheck_caa(
+        &self,
+        account: &Account,
+        authorizations: &[Authorization],
+        now: OffsetDateTime,
+    ) -> CaResult<()> {
+        if self.config.always_valid {
+            return Ok(());
+        }
+        for authz in authorizations {
+            let validated = authz
+                .challenges
+                .iter()
+                .filter(|c| c.state == ChallengeState::Valid)
+                .find_map(|c| Some((c.kind.clone(), c.validated_at?)));
+            let Some((method, validated_at)) = validated else {
+                return Err(CaError::internal(
+                    "rechecking CAA",
+                    format!("authorization {} has no validated challenge", authz.id),
+                ));
+            };
+            if now - validated_at <= self.config.caa_recheck && !self.config.caa_recheck.is_zero() {
+                continue;
+            }
+            self.va
+                .check_caa(&CaaRequest {
+                    identifier: authz.identifier.clone(),
+                    wildcard: authz.wildcard,
+                    method,
+                    account_uri: self.account_url(account.id),
+                })
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Marks an order whose finalize failed invalid, with the reason.
+    async fn fail_order(&self, order_id: OrderId, error: &CaError) {
+        if let Err(store_err) = self
+            .store
+            .fail_finalize(order_id, &error.to_problem())
+            .await
+        {
+            tracing::error!(order = order_id, error = %store_err, "could not mark a failed order invalid");
+        }
     }
 
     /// The issued certificate an ARI certificate ID names (RFC 9773 §4.1):

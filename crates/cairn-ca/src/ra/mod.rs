@@ -40,6 +40,11 @@ pub struct RaConfig {
     pub terms_of_service: Option<String>,
     pub always_valid: bool,
     pub validation_delay: StdDuration,
+    /// How old a validation may be before finalize checks CAA again.
+    pub caa_recheck: Duration,
+    /// Account URLs are this followed by the id (`https://ca/acme/acct/`),
+    /// what CAA `accounturi` names.
+    pub account_url_prefix: String,
 }
 
 /// The registration authority.
@@ -113,6 +118,11 @@ impl Ra {
 
     pub fn config(&self) -> &RaConfig {
         &self.config
+    }
+
+    /// The URL of an account, as CAA `accounturi` names it (RFC 8657 §3).
+    fn account_url(&self, id: AccountId) -> String {
+        format!("{}{id}", self.config.account_url_prefix)
     }
 
     // --- accounts (RFC 8555 §7.3) ---
@@ -465,7 +475,8 @@ impl Ra {
         }
         if self.store.start_challenge(id).await? {
             let ra = Arc::clone(self);
-            let request = validation_request(account, &challenge, &authz)?;
+            let request =
+                validation_request(account, &challenge, &authz, self.account_url(account.id))?;
             let validation = tokio::spawn(async move { ra.validate(id, request).await });
             // A validation that ends within ANSWER_WAIT is answered with its
             // outcome, saving the client a poll; a longer one goes on alone.
@@ -485,7 +496,8 @@ impl Ra {
             let Some(account) = self.store.account(authz.account_id).await? else {
                 continue;
             };
-            let request = validation_request(&account, &challenge, &authz)?;
+            let request =
+                validation_request(&account, &challenge, &authz, self.account_url(account.id))?;
             tracing::info!(challenge = id, identifier = %authz.identifier, "resuming an interrupted validation");
             let ra = Arc::clone(self);
             let id = *id;
@@ -535,6 +547,7 @@ fn validation_request(
     account: &Account,
     challenge: &Challenge,
     authz: &Authorization,
+    account_uri: String,
 ) -> CaResult<ValidationRequest> {
     let account_key = Jwk::from_json(
         &serde_json::from_str(&account.jwk)
@@ -547,6 +560,7 @@ fn validation_request(
         challenge: challenge.kind.clone(),
         key_authorization: key_authorization(&token, &account_key),
         token,
+        account_uri,
     })
 }
 

@@ -7,9 +7,9 @@
 //! `issuewild` properties rule when there are any, `issue` otherwise
 //! (§4.3); with neither, nothing is restricted. Issuance is allowed when
 //! one property names an issuer domain in `caa_identities` and its
-//! parameters allow it: RFC 8657 `validationmethods` is honoured, and a
-//! property carrying `accounturi` never matches, because the account is
-//! not known here (failing closed).
+//! parameters allow it: RFC 8657 `validationmethods` must list the
+//! challenge type that proved control, and `accounturi` must be the URL of
+//! the account asking.
 //!
 //! A lookup error (SERVFAIL, timeout) at any name forbids issuance: the
 //! CA cannot know what the record says.
@@ -34,13 +34,21 @@ const KNOWN_TAGS: &[&str] = &[
     "contactphone",
 ];
 
+/// Who asks to issue: this CA's identities, the validation method and the
+/// account, what `issue` properties and their parameters are matched to.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Asker<'a> {
+    pub identities: &'a [String],
+    pub method: &'a ChallengeType,
+    pub account_uri: &'a str,
+}
+
 /// Walks up from `name` (without `*.`) to the relevant RRset and decides.
 pub(super) async fn check(
     network: &Network,
-    identities: &[String],
+    asker: &Asker<'_>,
     name: &str,
     wildcard: bool,
-    challenge: &ChallengeType,
     record: &mut CaaRecord,
 ) -> Result<(), CaError> {
     let labels: Vec<&str> = name.split('.').collect();
@@ -68,7 +76,7 @@ pub(super) async fn check(
         };
         record.relevant_at = Some(at.clone());
         record.records = rrset.iter().map(presentation).collect();
-        return evaluate(&rrset, identities, wildcard, challenge).map_err(|why| {
+        return evaluate(&rrset, asker, wildcard).map_err(|why| {
             CaError::new(
                 ProblemType::Caa,
                 format!("CAA record for {at} prevents issuance{why}"),
@@ -80,12 +88,7 @@ pub(super) async fn check(
 
 /// Decides on the relevant RRset; the error completes the sentence
 /// "CAA record for X prevents issuance".
-fn evaluate(
-    rrset: &[CAA],
-    identities: &[String],
-    wildcard: bool,
-    challenge: &ChallengeType,
-) -> Result<(), String> {
+fn evaluate(rrset: &[CAA], asker: &Asker<'_>, wildcard: bool) -> Result<(), String> {
     if let Some(unknown) = rrset.iter().find(|caa| {
         caa.issuer_critical && !KNOWN_TAGS.contains(&caa.tag.to_ascii_lowercase().as_str())
     }) {
@@ -112,7 +115,7 @@ fn evaluate(
     }
     let allowed = relevant.iter().any(|caa| {
         parse_issue_value(&caa.value).is_some_and(|(issuer, parameters)| {
-            identities.contains(&issuer) && parameters_allow(&parameters, challenge)
+            asker.identities.contains(&issuer) && parameters_allow(&parameters, asker)
         })
     });
     if allowed {
@@ -153,13 +156,16 @@ fn parse_issue_value(value: &[u8]) -> Option<(String, Vec<(String, String)>)> {
 }
 
 /// RFC 8657: `validationmethods` lists the challenge types allowed;
-/// `accounturi` binds the property to an account this module cannot see.
-fn parameters_allow(parameters: &[(String, String)], challenge: &ChallengeType) -> bool {
+/// `accounturi` names the one account allowed, compared exactly (§3). A
+/// property with two `accounturi` parameters cannot match both and so
+/// allows no one, which is what §3 asks of such a malformed property.
+/// Other parameters are not understood and do not restrict (RFC 8659 §4.2).
+fn parameters_allow(parameters: &[(String, String)], asker: &Asker<'_>) -> bool {
     parameters.iter().all(|(tag, value)| match tag.as_str() {
         "validationmethods" => value
             .split(',')
-            .any(|method| method.trim() == challenge.as_str()),
-        "accounturi" => false,
+            .any(|method| method.trim() == asker.method.as_str()),
+        "accounturi" => value == asker.account_uri,
         _ => true,
     })
 }
@@ -186,13 +192,15 @@ mod tests {
         caa
     }
 
+    const ACCOUNT: &str = "https://ca.example/acme/acct/1";
+
     fn decide(rrset: &[CAA], wildcard: bool) -> Result<(), String> {
-        evaluate(
-            rrset,
-            &["ca.example".to_owned()],
-            wildcard,
-            &ChallengeType::Dns01,
-        )
+        let asker = Asker {
+            identities: &["ca.example".to_owned()],
+            method: &ChallengeType::Dns01,
+            account_uri: ACCOUNT,
+        };
+        evaluate(rrset, &asker, wildcard)
     }
 
     #[test]
@@ -254,12 +262,32 @@ mod tests {
         assert!(decide(&methods("dns-01"), false).is_ok());
         assert!(decide(&methods("http-01,dns-01"), false).is_ok());
         assert!(decide(&methods("http-01"), false).is_err());
-        let account = [caa(
+        let account = |uri: &str| [caa(0, "issue", &format!("ca.example; accounturi={uri}"))];
+        assert!(decide(&account(ACCOUNT), false).is_ok());
+        assert!(decide(&account("https://ca.example/acme/acct/2"), false).is_err());
+        assert!(decide(&account("https://CA.example/acme/acct/1"), false).is_err());
+        let both = [caa(
             0,
             "issue",
-            "ca.example; accounturi=https://ca.example/acct/1",
+            &format!("ca.example; accounturi={ACCOUNT}; validationmethods=http-01"),
         )];
-        assert!(decide(&account, false).is_err());
+        assert!(decide(&both, false).is_err(), "right account, wrong method");
+        let twice = [caa(
+            0,
+            "issue",
+            &format!("ca.example; accounturi={ACCOUNT}; accounturi=https://x.example/a"),
+        )];
+        assert!(decide(&twice, false).is_err());
+        // Another property of the set may still allow the account.
+        let either = [
+            caa(
+                0,
+                "issue",
+                "ca.example; accounturi=https://ca.example/acme/acct/2",
+            ),
+            caa(0, "issue", &format!("ca.example; accounturi={ACCOUNT}")),
+        ];
+        assert!(decide(&either, false).is_ok());
         assert!(decide(&[caa(0, "issue", "ca.example; bad")], false).is_err());
     }
 

@@ -656,6 +656,7 @@ mod tests {
             challenge: cairn_proto::objects::ChallengeType::Http01,
             token,
             key_authorization,
+            account_uri: "https://ca.test/acme/acct/1".into(),
         };
         let mut record = ValidationRecord {
             identifier: req.identifier.clone(),

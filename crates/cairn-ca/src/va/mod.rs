@@ -8,7 +8,9 @@
 //! - `tls_alpn01`: a TLS handshake offering only `acme-tls/1` (RFC 8737,
 //!   BR 3.2.2.4.20), for IP identifiers too (RFC 8738 §6);
 //! - `caa`: the relevant CAA RRset (RFC 8659 §3) and its `issue` /
-//!   `issuewild` properties, with RFC 8657 `validationmethods`.
+//!   `issuewild` properties, with RFC 8657 `validationmethods` and
+//!   `accounturi`; checked with every validation and again, alone, when a
+//!   finalize uses a validation older than `caa_recheck_minutes`.
 //!
 //! Validation fails closed: a DNS error, a timeout or an address the CA
 //! does not connect to is a failed validation, never a pass. Every outcome
@@ -52,8 +54,13 @@ pub struct VaConfig {
     /// How long one validation (DNS, connections, CAA) may take, in seconds.
     pub timeout_seconds: u64,
     /// The issuer domain names this CA answers to in CAA `issue` and
-    /// `issuewild` properties (RFC 8659 §4.2). Empty: CAA is not checked.
+    /// `issuewild` properties (RFC 8659 §4.2). Empty: CAA is not checked
+    /// (only allowed in dev mode).
     pub caa_identities: Vec<String>,
+    /// A finalize that uses an authorization validated longer ago than
+    /// this checks CAA again for its name before signing (BR 3.2.2.8 allows
+    /// 8 hours; the default 420 keeps an hour of margin). 0: always.
+    pub caa_recheck_minutes: u32,
 }
 
 impl Default for VaConfig {
@@ -65,6 +72,7 @@ impl Default for VaConfig {
             allow_private_addresses: false,
             timeout_seconds: 10,
             caa_identities: Vec::new(),
+            caa_recheck_minutes: 420,
         }
     }
 }
@@ -96,6 +104,21 @@ pub struct ValidationRequest {
     /// `token || '.' || thumbprint` (RFC 8555 §8.1), computed by the RA from
     /// the account key.
     pub key_authorization: String,
+    /// The URL of the account asking, for CAA `accounturi` (RFC 8657 §3).
+    pub account_uri: String,
+}
+
+/// A CAA check on its own, as finalize makes when the validation it relies
+/// on is old (BR 3.2.2.8).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaaRequest {
+    /// The authorization's identifier (a wildcard's base name).
+    pub identifier: Identifier,
+    pub wildcard: bool,
+    /// How the name was validated, for `validationmethods`.
+    pub method: ChallengeType,
+    /// The account the certificate is for, for `accounturi`.
+    pub account_uri: String,
 }
 
 /// Checks challenges. The RA holds one as `Arc<dyn Validator>`; a remote
@@ -105,6 +128,10 @@ pub trait Validator: Send + Sync + 'static {
     /// Checks one challenge and, for `dns` identifiers, CAA. `Ok` only when
     /// the applicant proved control and CAA allows issuance.
     async fn validate(&self, req: &ValidationRequest) -> Result<ValidationRecord, CaError>;
+
+    /// Checks CAA alone for a DNS name (an IP address has no CAA). `Ok`
+    /// when this CA may issue for it to that account.
+    async fn check_caa(&self, req: &CaaRequest) -> Result<CaaRecord, CaError>;
 }
 
 /// What a validation looked at, for the audit log.
@@ -231,14 +258,12 @@ impl NetworkValidator {
         };
         match &subject {
             Subject::Name { name, wildcard } if !self.caa_identities.is_empty() => {
-                let caa = caa::check(
-                    &self.network,
-                    &self.caa_identities,
-                    name,
-                    *wildcard,
-                    &req.challenge,
-                    caa_record,
-                );
+                let asker = caa::Asker {
+                    identities: &self.caa_identities,
+                    method: &req.challenge,
+                    account_uri: &req.account_uri,
+                };
+                let caa = caa::check(&self.network, &asker, name, *wildcard, caa_record);
                 let (challenge, caa) = tokio::join!(challenge, caa);
                 challenge.and(caa)
             }
@@ -272,6 +297,49 @@ impl Validator for NetworkValidator {
             record.caa = Some(caa_record);
         }
         audit(req, &record, &outcome);
+        outcome.map(|()| record)
+    }
+
+    async fn check_caa(&self, req: &CaaRequest) -> Result<CaaRecord, CaError> {
+        let mut record = CaaRecord::default();
+        if self.caa_identities.is_empty() || req.identifier.kind != IdentifierType::Dns {
+            return Ok(record);
+        }
+        let value = req.identifier.value.as_str();
+        let name = value.strip_prefix("*.").unwrap_or(value);
+        let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+        let wildcard = req.wildcard || req.identifier.is_wildcard();
+        let asker = caa::Asker {
+            identities: &self.caa_identities,
+            method: &req.method,
+            account_uri: &req.account_uri,
+        };
+        let seconds = self.config.timeout_seconds;
+        let outcome = match tokio::time::timeout(
+            Duration::from_secs(seconds),
+            caa::check(&self.network, &asker, &name, wildcard, &mut record),
+        )
+        .await
+        {
+            Ok(outcome) => outcome,
+            Err(_) => Err(CaError::new(
+                ProblemType::Dns,
+                format!("the CAA check of {name} did not finish within {seconds} s"),
+            )),
+        };
+        let relevant = record.relevant_at.as_deref().unwrap_or("nowhere");
+        match &outcome {
+            Ok(()) => tracing::info!(
+                target: "cairn::audit", identifier = %req.identifier, wildcard,
+                method = req.method.as_str(), relevant_at = relevant, records = ?record.records,
+                result = "allowed", "CAA checked again"
+            ),
+            Err(e) => tracing::info!(
+                target: "cairn::audit", identifier = %req.identifier, wildcard,
+                method = req.method.as_str(), relevant_at = relevant, records = ?record.records,
+                result = "forbidden", problem = %e.kind, detail = %e.detail, "CAA checked again"
+            ),
+        }
         outcome.map(|()| record)
     }
 }
@@ -433,6 +501,7 @@ mod tests {
             challenge,
             token: Token::parse("evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA").expect("token"),
             key_authorization: "x.y".into(),
+            account_uri: "https://ca.test/acme/acct/1".into(),
         }
     }
 

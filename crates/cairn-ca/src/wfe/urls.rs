@@ -37,7 +37,12 @@ impl Urls {
     }
 
     pub fn account(&self, id: AccountId) -> String {
-        format!("{}/acme/acct/{id}", self.base)
+        format!("{}{id}", self.account_prefix())
+    }
+
+    /// What every account URL starts with, the id following.
+    pub fn account_prefix(&self) -> String {
+        format!("{}/acme/acct/", self.base)
     }
 
     pub fn account_orders(&self, id: AccountId) -> String {

@@ -22,6 +22,7 @@
 
 mod accounts;
 mod ari;
+mod caa;
 mod certificates;
 mod directory;
 mod durability;

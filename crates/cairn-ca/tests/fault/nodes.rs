@@ -134,6 +134,8 @@ impl Nodes {
                      public_url = \"http://{HOST}:{port}\"\n\
                      [issuance]\n\
                      finalize_timeout_seconds = {FINALIZE_TIMEOUT}\n\
+                     [validation]\n\
+                     timeout_seconds = 1\n\
                      [testing]\n\
                      always_valid = true\n",
                     data = dir.path().join("data"),

@@ -2,13 +2,13 @@
 
 use std::net::IpAddr;
 
-use cairn_ca::va::{NetworkValidator, VaConfig, ValidationRequest, Validator};
+use cairn_ca::va::{CaaRequest, NetworkValidator, VaConfig, ValidationRequest, Validator};
 use cairn_proto::challenge::dns01_txt_value;
 use cairn_proto::objects::ChallengeType;
 use cairn_proto::{Identifier, ProblemType};
 use hickory_proto::rr::RecordType;
 
-use crate::support::{FakeDns, config, request, validator};
+use crate::support::{ACCOUNT_URI, FakeDns, config, request, validator};
 
 /// A fake DNS where dns-01 for `name` succeeds, and a validator that
 /// answers to `ca.example` in CAA.
@@ -162,4 +162,74 @@ async fn caa_is_skipped_for_ip_addresses_and_without_identities() {
     req.identifier = Identifier::ip("127.0.0.1".parse::<IpAddr>().unwrap());
     let err = validation.validate(&req).await.unwrap_err();
     assert_eq!(err.kind, ProblemType::Connection);
+}
+
+/// RFC 8657 §3: `accounturi` lets only the account it names through.
+#[tokio::test]
+async fn accounturi_names_the_one_account_allowed() {
+    let (dns, validation, req) = setup("a.example").await;
+    dns.caa(
+        "a.example",
+        false,
+        "issue",
+        &format!("ca.example; accounturi={ACCOUNT_URI}"),
+    );
+    validation.validate(&req).await.unwrap();
+
+    let mut other = req.clone();
+    other.account_uri = "https://ca.test/acme/acct/8".into();
+    let err = validation.validate(&other).await.unwrap_err();
+    assert_eq!(err.kind, ProblemType::Caa);
+}
+
+/// The check finalize makes alone, with the method that validated.
+#[tokio::test]
+async fn caa_checked_alone() {
+    let dns = FakeDns::start().await;
+    let validation = validator(VaConfig {
+        caa_identities: vec!["ca.example".into()],
+        ..config(&dns)
+    });
+    let ask = |name: &str, method: ChallengeType| CaaRequest {
+        identifier: Identifier::dns(name),
+        wildcard: false,
+        method,
+        account_uri: ACCOUNT_URI.into(),
+    };
+    let record = validation
+        .check_caa(&ask("www.a.example", ChallengeType::Http01))
+        .await
+        .unwrap();
+    assert_eq!(record.relevant_at, None);
+
+    dns.caa(
+        "a.example",
+        false,
+        "issue",
+        "ca.example; validationmethods=dns-01",
+    );
+    let record = validation
+        .check_caa(&ask("www.a.example", ChallengeType::Dns01))
+        .await
+        .unwrap();
+    assert_eq!(record.relevant_at.as_deref(), Some("a.example"));
+    let err = validation
+        .check_caa(&ask("www.a.example", ChallengeType::Http01))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ProblemType::Caa);
+
+    dns.servfail("b.example", RecordType::CAA);
+    let err = validation
+        .check_caa(&ask("b.example", ChallengeType::Dns01))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ProblemType::Dns);
+
+    // No CAA for IP addresses.
+    let ip = CaaRequest {
+        identifier: Identifier::ip("192.0.2.1".parse::<IpAddr>().unwrap()),
+        ..ask("unused", ChallengeType::Http01)
+    };
+    assert_eq!(validation.check_caa(&ip).await.unwrap(), Default::default());
 }

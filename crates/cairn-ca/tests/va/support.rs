@@ -33,8 +33,12 @@ pub(crate) fn request(identifier: Identifier, challenge: ChallengeType) -> Valid
         challenge,
         token,
         key_authorization,
+        account_uri: ACCOUNT_URI.into(),
     }
 }
+
+/// The account every [`request`] is made for.
+pub(crate) const ACCOUNT_URI: &str = "https://ca.test/acme/acct/7";
 
 /// Development settings pointing at `dns`, with a short timeout.
 pub(crate) fn config(dns: &FakeDns) -> VaConfig {
