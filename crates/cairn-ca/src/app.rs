@@ -12,7 +12,6 @@ use rustls_pki_types::{
     CertificateDer, PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer,
 };
 use time::Duration;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -100,17 +99,14 @@ pub async fn start(config: Config, overrides: Overrides) -> Result<RunningCa, St
             )));
         }
     }
-    let api = TcpListener::bind(config.server.listen)
-        .await
+    let api = cairn_serve::listen(config.server.listen)
         .map_err(|e| StartError(format!("cannot listen on {}: {e}", config.server.listen)))?;
-    let http = TcpListener::bind(config.server.http_listen)
-        .await
-        .map_err(|e| {
-            StartError(format!(
-                "cannot listen on {}: {e}",
-                config.server.http_listen
-            ))
-        })?;
+    let http = cairn_serve::listen(config.server.http_listen).map_err(|e| {
+        StartError(format!(
+            "cannot listen on {}: {e}",
+            config.server.http_listen
+        ))
+    })?;
     let api_addr = api
         .local_addr()
         .map_err(|e| fail("api listener")(e.to_string()))?;
@@ -207,6 +203,7 @@ pub async fn start(config: Config, overrides: Overrides) -> Result<RunningCa, St
         nonces,
         urls,
         max_body_bytes: config.server.max_body_bytes,
+        body_timeout: config.server.limits().header_timeout,
         meta,
     });
 
@@ -220,12 +217,14 @@ pub async fn start(config: Config, overrides: Overrides) -> Result<RunningCa, St
             api,
             wfe::acme_router(Arc::clone(&wfe)),
             tls,
+            config.server.limits(),
             stopped(watcher.clone()),
         )),
         tokio::spawn(wfe::serve::serve(
             http,
             wfe::publication_router(Arc::clone(&wfe)),
             None,
+            config.server.limits(),
             stopped(watcher),
         )),
     ];

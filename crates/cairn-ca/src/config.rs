@@ -54,11 +54,31 @@ pub struct ServerConfig {
     pub tls_key_file: Option<PathBuf>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Time a client has for the TLS handshake, for each request's headers
+    /// and for its body, in seconds.
+    pub header_timeout_seconds: u64,
+    /// A connection with no byte moving either way for this long is
+    /// closed, in seconds.
+    pub idle_timeout_seconds: u64,
+    /// Connections open at once, per listener; more wait in the kernel's
+    /// accept queue.
+    pub max_connections: usize,
     /// Where used nonces are recorded: `local` (in this process, no
     /// database round trip; only for a single node), `shared` (in the
     /// database, so a nonce from any node redeems once at any node), or
     /// `auto`: local on SQLite, shared on PostgreSQL.
     pub nonces: NonceScope,
+}
+
+impl ServerConfig {
+    /// What each listener enforces on its connections.
+    pub fn limits(&self) -> cairn_serve::Limits {
+        cairn_serve::Limits {
+            header_timeout: std::time::Duration::from_secs(self.header_timeout_seconds),
+            idle_timeout: std::time::Duration::from_secs(self.idle_timeout_seconds),
+            max_connections: self.max_connections,
+        }
+    }
 }
 
 /// See [`ServerConfig::nonces`].
@@ -173,6 +193,9 @@ impl Config {
                 tls_cert_file: None,
                 tls_key_file: None,
                 max_body_bytes: 64 * 1024,
+                header_timeout_seconds: 10,
+                idle_timeout_seconds: 60,
+                max_connections: 10_000,
                 nonces: NonceScope::Auto,
             },
             issuance: IssuanceConfig {
@@ -265,6 +288,15 @@ impl Config {
                  validation.timeout_seconds ({}): finalize may check CAA again",
                 self.issuance.finalize_timeout_seconds, self.validation.timeout_seconds
             ));
+        }
+        if self.server.header_timeout_seconds == 0 || self.server.idle_timeout_seconds == 0 {
+            return bad(
+                "server.header_timeout_seconds and server.idle_timeout_seconds must be at least 1"
+                    .into(),
+            );
+        }
+        if self.server.max_connections == 0 {
+            return bad("server.max_connections must be at least 1".into());
         }
         if self.issuance.orders_page_size == 0 {
             return bad("issuance.orders_page_size must be at least 1".into());

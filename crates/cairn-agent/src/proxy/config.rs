@@ -165,6 +165,17 @@ pub(crate) struct Limits {
     pub(crate) drain_timeout: Duration,
 }
 
+impl Limits {
+    /// What the listeners enforce on each connection.
+    pub(crate) fn connections(&self) -> cairn_serve::Limits {
+        cairn_serve::Limits {
+            header_timeout: self.header_timeout,
+            idle_timeout: self.idle_timeout,
+            max_connections: self.max_connections,
+        }
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {

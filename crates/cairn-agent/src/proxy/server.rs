@@ -10,19 +10,17 @@ use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use cairn_serve::Gate;
+pub(crate) use cairn_serve::Watched;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 use super::config::Limits;
 use super::forward::{self, ProxyBody, Shared, page};
@@ -54,7 +52,7 @@ impl Listeners {
     pub(crate) async fn bind(http: SocketAddr, https: SocketAddr) -> anyhow::Result<Self> {
         use anyhow::Context as _;
         let bind = |addr: SocketAddr, what: &'static str| {
-            listen(addr).with_context(|| {
+            cairn_serve::listen(addr).with_context(|| {
                 format!(
                     "cannot listen for {what} on {addr}{}",
                     if addr.port() < 1024 {
@@ -73,26 +71,6 @@ impl Listeners {
     }
 }
 
-/// The accept queue asked of the kernel (which caps it at
-/// `net.core.somaxconn`, 4096 on current Linux). tokio's
-/// `TcpListener::bind` asks for 1024: a burst of more new connections than
-/// that (a load test's `-c 2000`, a crowd after a restart) overflowed the
-/// queue, and each dropped SYN cost its client a one-second retransmit.
-const ACCEPT_BACKLOG: u32 = 4096;
-
-/// A listening socket on `addr` with [`ACCEPT_BACKLOG`], `SO_REUSEADDR` set
-/// as `TcpListener::bind` does (a restart need not wait out TIME_WAIT).
-fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        tokio::net::TcpSocket::new_v4()?
-    } else {
-        tokio::net::TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(ACCEPT_BACKLOG)
-}
-
 /// Runs both listeners until `stop` turns true, then drains for at most
 /// `limits.drain_timeout`.
 pub(crate) async fn serve(
@@ -103,26 +81,12 @@ pub(crate) async fn serve(
     mut stop: watch::Receiver<bool>,
 ) {
     let https_port = listeners.https.local_addr().map_or(443, |a| a.port());
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let gate = Gate::new(limits.max_connections);
     let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(Some(Duration::from_secs(60)))
-        .keep_alive_timeout(Duration::from_secs(20));
-    let builder = Arc::new(builder);
+    let builder = Arc::new(cairn_serve::http_builder(&limits.connections()));
     loop {
         let permit = tokio::select! {
-            permit = Arc::clone(&permits).acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
+            permit = gate.enter() => permit,
             _ = stop.changed() => break,
         };
         let (stream, peer, tls) = tokio::select! {
@@ -186,11 +150,11 @@ pub(crate) async fn serve(
                     }
                 }
             };
-            tokio::select! {
-                () = connection => {}
-                () = activity.idle(limits.idle_timeout) => {
-                    tracing::debug!("{peer}: closed after {} s idle", limits.idle_timeout.as_secs());
-                }
+            if !cairn_serve::until_idle(&activity, limits.idle_timeout, connection).await {
+                tracing::debug!(
+                    "{peer}: closed after {} s idle",
+                    limits.idle_timeout.as_secs()
+                );
             }
         });
     }
@@ -269,106 +233,4 @@ async fn http_service(
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
-}
-
-/// An I/O object that records when bytes last moved, for the idle timeout.
-#[derive(Debug)]
-pub(crate) struct Watched<T> {
-    inner: T,
-    activity: Arc<Activity>,
-}
-
-/// When a [`Watched`] stream last moved bytes.
-#[derive(Debug)]
-pub(crate) struct Activity {
-    start: Instant,
-    last_ms: AtomicU64,
-}
-
-impl Activity {
-    fn touch(&self) {
-        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(ms, Ordering::Relaxed);
-    }
-
-    /// Resolves once nothing moved for `timeout`.
-    async fn idle(&self, timeout: Duration) {
-        loop {
-            let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-            let quiet = self.start.elapsed().saturating_sub(last);
-            if quiet >= timeout {
-                return;
-            }
-            tokio::time::sleep(timeout - quiet).await;
-        }
-    }
-}
-
-impl<T> Watched<T> {
-    fn new(inner: T) -> (Self, Arc<Activity>) {
-        let activity = Arc::new(Activity {
-            start: Instant::now(),
-            last_ms: AtomicU64::new(0),
-        });
-        (
-            Self {
-                inner,
-                activity: Arc::clone(&activity),
-            },
-            activity,
-        )
-    }
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.activity.touch();
-        }
-        polled
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        polled
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(polled, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
-        polled
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
 }

@@ -14,7 +14,6 @@ use cairn_client::PreparedChallenge;
 use cairn_proto::challenge::HTTP01_PATH_PREFIX;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -22,9 +21,6 @@ use tokio::task::JoinHandle;
 
 /// Token → key authorization.
 type Responses = Arc<Mutex<HashMap<String, String>>>;
-
-/// Longest time one validation connection may stay open.
-const CONNECTION_LIMIT: Duration = Duration::from_secs(30);
 
 #[derive(Debug)]
 pub(crate) struct Standalone {
@@ -82,7 +78,11 @@ impl Drop for Standalone {
 }
 
 async fn serve(listener: tokio::net::TcpListener, responses: Responses) {
+    let limits = super::RESPONDER_LIMITS;
+    let gate = cairn_serve::Gate::new(limits.max_connections);
+    let builder = cairn_serve::http_builder(&limits);
     loop {
+        let pass = gate.enter().await;
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
@@ -92,13 +92,20 @@ async fn serve(listener: tokio::net::TcpListener, responses: Responses) {
             }
         };
         let responses = Arc::clone(&responses);
+        let builder = builder.clone();
         tokio::spawn(async move {
+            let _pass = pass;
             let service = service_fn(move |request| {
                 let responses = Arc::clone(&responses);
                 async move { Ok::<_, Infallible>(respond(&request, &responses, peer)) }
             });
-            let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-            let _ = tokio::time::timeout(CONNECTION_LIMIT, connection).await;
+            let (stream, activity) = cairn_serve::Watched::new(stream);
+            let connection = async {
+                let _ = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            };
+            cairn_serve::until_idle(&activity, limits.idle_timeout, connection).await;
         });
     }
 }

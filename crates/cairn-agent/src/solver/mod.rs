@@ -138,6 +138,16 @@ fn bind_address(address: Option<IpAddr>, port: u16) -> SocketAddr {
     SocketAddr::new(address.unwrap_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED)), port)
 }
 
+/// What the built-in challenge responders allow each connection: the CA
+/// validates with a few quick requests, so anything slow is not the CA.
+/// The cap keeps a flood of idle sockets from taking the agent's memory
+/// while it waits for the CA.
+const RESPONDER_LIMITS: cairn_serve::Limits = cairn_serve::Limits {
+    header_timeout: std::time::Duration::from_secs(10),
+    idle_timeout: std::time::Duration::from_secs(10),
+    max_connections: 1024,
+};
+
 /// Binds a TCP listener for a built-in server, falling back from the IPv6
 /// wildcard to the IPv4 one, with a message that says what to do when the
 /// port is taken or privileged.

@@ -18,9 +18,6 @@ use rustls::sign::CertifiedKey;
 use tokio::io::AsyncWriteExt as _;
 use tokio::task::JoinHandle;
 
-/// How long one validation connection may take.
-const CONNECTION_LIMIT: Duration = Duration::from_secs(30);
-
 #[derive(Debug)]
 pub(crate) struct TlsAlpn {
     address: SocketAddr,
@@ -102,15 +99,19 @@ impl Drop for TlsAlpn {
 }
 
 async fn serve(listener: tokio::net::TcpListener, acceptor: tokio_rustls::TlsAcceptor) {
+    let limits = super::RESPONDER_LIMITS;
+    let gate = cairn_serve::Gate::new(limits.max_connections);
     loop {
+        let pass = gate.enter().await;
         let Ok((stream, peer)) = listener.accept().await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
+            let _pass = pass;
             // The handshake is the whole validation; close right after it.
-            match tokio::time::timeout(CONNECTION_LIMIT, acceptor.accept(stream)).await {
+            match tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await {
                 Ok(Ok(mut tls)) => {
                     let _ = tls.shutdown().await;
                 }

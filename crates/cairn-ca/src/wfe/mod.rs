@@ -27,6 +27,8 @@ pub struct Wfe {
     pub nonces: Arc<dyn NonceService>,
     pub urls: Urls,
     pub max_body_bytes: usize,
+    /// Time to receive a request's body once its headers arrived.
+    pub body_timeout: std::time::Duration,
     pub meta: cairn_proto::objects::DirectoryMeta,
 }
 

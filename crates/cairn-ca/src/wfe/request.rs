@@ -105,15 +105,25 @@ impl Wfe {
             self.urls.base(),
             request.uri().path_and_query().map_or("/", |p| p.as_str())
         );
-        let body = to_bytes(request.into_body(), self.max_body_bytes)
-            .await
-            .map_err(|_| {
-                CaError::malformed(format!(
-                    "the request body is larger than {} bytes",
-                    self.max_body_bytes
-                ))
-                .with_status(413)
-            })?;
+        let body = tokio::time::timeout(
+            self.body_timeout,
+            to_bytes(request.into_body(), self.max_body_bytes),
+        )
+        .await
+        .map_err(|_| {
+            CaError::malformed(format!(
+                "the request body did not arrive within {} s",
+                self.body_timeout.as_secs()
+            ))
+            .with_status(408)
+        })?
+        .map_err(|_| {
+            CaError::malformed(format!(
+                "the request body is larger than {} bytes",
+                self.max_body_bytes
+            ))
+            .with_status(413)
+        })?;
         let unverified = UnverifiedJws::parse(&body, JwsKind::Request)?;
         let header = unverified.header();
         if header.url != url {

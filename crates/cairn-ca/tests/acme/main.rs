@@ -36,4 +36,5 @@ mod recording_store;
 mod requests;
 mod reuse;
 mod revocation;
+mod slow_clients;
 mod validation;
