@@ -162,6 +162,7 @@ pub async fn start(config: Config, overrides: Overrides) -> Result<RunningCa, St
             validation_delay: StdDuration::from_millis(config.testing.validation_delay_ms),
             caa_recheck: Duration::minutes(i64::from(config.validation.caa_recheck_minutes)),
             account_url_prefix: urls.account_prefix(),
+            validation_queue: config.validation.queue,
         },
     ));
     let resumed = ra

@@ -295,6 +295,14 @@ impl Config {
                     .into(),
             );
         }
+        let queue = &self.validation.queue;
+        if queue.running == 0
+            || queue.per_account == 0
+            || queue.waiting_per_account == 0
+            || queue.waiting == 0
+        {
+            return bad("every validation.queue limit must be at least 1".into());
+        }
         if self.server.max_connections == 0 {
             return bad("server.max_connections must be at least 1".into());
         }

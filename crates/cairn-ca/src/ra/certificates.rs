@@ -2,7 +2,7 @@
 //! §7.4.2, §7.6).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use cairn_proto::ari::CertId;
 use cairn_proto::objects::{Finalize, OrderStatus, Revocation as RevocationPayload};
@@ -26,6 +26,9 @@ const BACKDATE: Duration = Duration::minutes(5);
 const CRL_MAX_AGE: Duration = Duration::hours(1);
 /// A CRL's nextUpdate after its thisUpdate (BR 4.9.7: at most ten days).
 const CRL_VALIDITY: Duration = Duration::days(1);
+// Kept within 7 days, tighter than the BR, so that relying software
+// caching a CRL to its nextUpdate never holds one older than a week.
+const _: () = assert!(CRL_VALIDITY.whole_days() <= 7);
 /// Revocation reasons a subscriber may give (RFC 5280 §5.3.1; BR 4.9.1.1).
 const ALLOWED_REASONS: [u8; 5] = [0, 1, 3, 4, 5];
 
@@ -92,9 +95,14 @@ pub enum Revoker<'a> {
     CertificateKey(&'a Jwk),
 }
 
-/// The CRLs last made, per issuer, with the newest revocation each saw.
+/// The CRLs last made, per issuer, with the newest revocation each saw,
+/// and one build lock per issuer: a burst of CRL requests after a
+/// revocation makes one CRL, the others waiting for it (single flight).
 #[derive(Debug, Default)]
-pub struct CrlCache(Mutex<HashMap<String, CachedCrl>>);
+pub struct CrlCache {
+    made: Mutex<HashMap<String, CachedCrl>>,
+    builds: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
 
 #[derive(Debug)]
 struct CachedCrl {
@@ -112,7 +120,7 @@ impl CrlCache {
         now: OffsetDateTime,
         last_revocation: Option<OffsetDateTime>,
     ) -> Option<Vec<u8>> {
-        let cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let cache = self.made.lock().unwrap_or_else(|p| p.into_inner());
         cache
             .get(issuer)
             .filter(|c| now - c.made < CRL_MAX_AGE && c.last_revocation == last_revocation)
@@ -126,7 +134,7 @@ impl CrlCache {
         last_revocation: Option<OffsetDateTime>,
         der: Vec<u8>,
     ) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(
+        self.made.lock().unwrap_or_else(|p| p.into_inner()).insert(
             issuer.to_owned(),
             CachedCrl {
                 made,
@@ -137,10 +145,16 @@ impl CrlCache {
     }
 
     fn invalidate(&self, issuer: &str) {
-        self.0
+        self.made
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(issuer);
+    }
+
+    /// The lock that one build of `issuer`'s CRL holds.
+    fn build_lock(&self, issuer: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut builds = self.builds.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(builds.entry(issuer.to_owned()).or_default())
     }
 }
 
@@ -499,6 +513,12 @@ impl Ra {
         }
         if self.pki.issuer_der(issuer).is_none() {
             return Err(CaError::not_found(format!("issuer {issuer}")));
+        }
+        // One build at a time per issuer; whoever waited finds it made.
+        let build = self.crls.build_lock(issuer);
+        let _building = build.lock().await;
+        if let Some(der) = self.crls.get(issuer, now, last_revocation) {
+            return Ok(der);
         }
         let entries = self
             .store

@@ -3,6 +3,7 @@
 //! rules; the `wfe` in front of it only speaks HTTP.
 
 mod certificates;
+mod queue;
 pub mod status;
 
 use std::sync::Arc;
@@ -45,6 +46,7 @@ pub struct RaConfig {
     /// Account URLs are this followed by the id (`https://ca/acme/acct/`),
     /// what CAA `accounturi` names.
     pub account_url_prefix: String,
+    pub validation_queue: crate::va::QueueLimits,
 }
 
 /// The registration authority.
@@ -56,6 +58,7 @@ pub struct Ra {
     policy: Policy,
     config: RaConfig,
     crls: CrlCache,
+    validations: Arc<queue::ValidationQueue>,
 }
 
 impl std::fmt::Debug for Ra {
@@ -99,6 +102,7 @@ impl Ra {
             pki,
             clock,
             policy,
+            validations: queue::ValidationQueue::new(config.validation_queue),
             config,
             crls: CrlCache::default(),
         }
@@ -473,11 +477,14 @@ impl Ra {
                 status::authorization_status(&authz, now).as_str()
             )));
         }
+        // A place in the queue before the challenge turns processing: a
+        // refusal leaves it pending, to be answered again later.
+        let ticket = self.validations.admit(account.id, false)?;
         if self.store.start_challenge(id).await? {
             let ra = Arc::clone(self);
             let request =
                 validation_request(account, &challenge, &authz, self.account_url(account.id))?;
-            let validation = tokio::spawn(async move { ra.validate(id, request).await });
+            let validation = ticket.run(async move { ra.validate(id, request).await });
             // A validation that ends within ANSWER_WAIT is answered with its
             // outcome, saving the client a poll; a longer one goes on alone.
             let _ = tokio::time::timeout(ANSWER_WAIT, validation).await;
@@ -501,7 +508,8 @@ impl Ra {
             tracing::info!(challenge = id, identifier = %authz.identifier, "resuming an interrupted validation");
             let ra = Arc::clone(self);
             let id = *id;
-            tokio::spawn(async move { ra.validate(id, request).await });
+            let ticket = self.validations.admit(account.id, true)?;
+            ticket.run(async move { ra.validate(id, request).await });
         }
         Ok(ids.len())
     }

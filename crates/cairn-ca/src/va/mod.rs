@@ -61,6 +61,35 @@ pub struct VaConfig {
     /// this checks CAA again for its name before signing (BR 3.2.2.8 allows
     /// 8 hours; the default 420 keeps an hour of margin). 0: always.
     pub caa_recheck_minutes: u32,
+    /// How many validations run and wait at once.
+    pub queue: QueueLimits,
+}
+
+/// Bounds of the validation queue (`[validation.queue]` in the config
+/// file); the RA enforces them when a challenge is answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueLimits {
+    /// Validations running at once.
+    pub running: usize,
+    /// Validations of one account running at once.
+    pub per_account: usize,
+    /// Validations of one account running or waiting; past it, answering
+    /// a challenge gets `rateLimited`.
+    pub waiting_per_account: usize,
+    /// Validations running or waiting in all; past it, 503.
+    pub waiting: usize,
+}
+
+impl Default for QueueLimits {
+    fn default() -> Self {
+        Self {
+            running: 64,
+            per_account: 8,
+            waiting_per_account: 300,
+            waiting: 10_000,
+        }
+    }
 }
 
 impl Default for VaConfig {
@@ -73,6 +102,7 @@ impl Default for VaConfig {
             timeout_seconds: 10,
             caa_identities: Vec::new(),
             caa_recheck_minutes: 420,
+            queue: QueueLimits::default(),
         }
     }
 }

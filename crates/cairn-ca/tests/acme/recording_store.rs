@@ -21,6 +21,8 @@ pub(crate) struct RecordingStore {
     reserved: Mutex<Vec<(OrderId, String)>>,
     /// `(order, serial)` of every `complete_finalize` that succeeded.
     completed: Mutex<Vec<(OrderId, String)>>,
+    /// How many times the revoked entries were read: once per CRL built.
+    pub(crate) crl_reads: std::sync::atomic::AtomicUsize,
 }
 
 impl RecordingStore {
@@ -31,6 +33,7 @@ impl RecordingStore {
                 .expect("the SQLite store opens"),
             reserved: Mutex::default(),
             completed: Mutex::default(),
+            crl_reads: Default::default(),
         }
     }
 
@@ -197,6 +200,11 @@ impl Storage for RecordingStore {
         issuer: &str,
         now: OffsetDateTime,
     ) -> Result<Vec<RevokedEntry>> {
+        self.crl_reads
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        // As slow as a CRL of many entries would be, so that requests
+        // building at once overlap instead of passing one another.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         self.inner.revoked_certificates(issuer, now).await
     }
 

@@ -146,6 +146,32 @@ async fn second_revocation_is_already_revoked() {
     assert!(by_key.is_problem(&ProblemType::AlreadyRevoked), "{by_key}");
 }
 
+/// A burst of CRL requests right after a revocation builds one CRL: the
+/// first request builds, the others wait for it and share it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_of_crl_requests_builds_one_crl() {
+    use std::sync::atomic::Ordering;
+
+    let h = Harness::start(|_| {}).await;
+    let account = h.account().await;
+    let issued = issue(&h, &account, &dns(&["burst.revoke.test"])).await;
+    assert_revoked_ok(&revoke_as(&h, &account, &issued, Some(4)).await);
+    let crl_url = format!("http://{}/crl/ecdsa-1.crl", h.ca.http_addr);
+    let before = h.store.crl_reads.load(Ordering::SeqCst);
+    let mut burst = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let (http, url) = (h.http.clone(), crl_url.clone());
+        burst.spawn(async move {
+            let reply = http.get(url).send().await.expect("GET the CRL");
+            assert_eq!(reply.status(), 200);
+            reply.bytes().await.expect("the CRL")
+        });
+    }
+    let crls = burst.join_all().await;
+    assert!(crls.windows(2).all(|w| w[0] == w[1]), "one CRL");
+    assert_eq!(h.store.crl_reads.load(Ordering::SeqCst) - before, 1);
+}
+
 /// The CRL named in the leaf, fetched over plain HTTP, lists the revoked
 /// serial with its reason, and verifies under the issuing intermediate,
 /// which `/issuer/ecdsa-1.der` serves.

@@ -370,3 +370,86 @@ async fn caa_for_another_ca_fails_validation() {
     let issued = h.issue(&account, &names, &ChallengeType::Http01).await;
     assert_good_certificate(&h, &issued, &names);
 }
+
+/// The validation queue: an account past `waiting_per_account` is told
+/// `rateLimited` with Retry-After and its challenge stays pending; another
+/// account's validation is not stuck behind the busy one's.
+#[tokio::test(flavor = "multi_thread")]
+async fn validations_are_bounded_per_account_and_fair() {
+    let h = Harness::start(|c| {
+        c.validation.queue.running = 1;
+        c.validation.queue.per_account = 1;
+        c.validation.queue.waiting_per_account = 3;
+        // Longer than the CA waits before answering a challenge (1 s).
+        c.testing.validation_delay_ms = 1500;
+    })
+    .await;
+    let busy = h.account().await;
+    let names: Vec<String> = (0..4).map(|i| format!("n{i}.busy.test")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let order = busy
+        .new_order(&NewOrder::new(dns(&names)))
+        .await
+        .expect("newOrder");
+    let mut urls = Vec::new();
+    for authz in order.authorizations().await.expect("authorizations") {
+        let challenge = authz
+            .prepare(&busy, &ChallengeType::Http01)
+            .expect("http-01");
+        h.testkit
+            .add_http01(challenge.token.as_str(), &challenge.key_authorization)
+            .expect("provisioned");
+        urls.push((challenge.url, authz.url));
+    }
+    let (a, b, c) = tokio::join!(
+        busy.respond(&urls[0].0),
+        busy.respond(&urls[1].0),
+        busy.respond(&urls[2].0)
+    );
+    for answer in [a, b, c] {
+        answer.expect("within the bound");
+    }
+    let err = busy
+        .respond(&urls[3].0)
+        .await
+        .expect_err("a fourth waiting validation");
+    assert!(err.is_problem(&ProblemType::RateLimited), "{err}");
+    let fourth = busy.authorization(&urls[3].1).await.expect("authz");
+    assert_eq!(fourth.state.status, AuthorizationStatus::Pending);
+
+    // Another account: its validation does not wait for all three of
+    // the busy account's (at most one running and one in line before it).
+    let other = h.account().await;
+    let order = other
+        .new_order(&NewOrder::new(dns(&["other.quiet.test"])))
+        .await
+        .expect("newOrder");
+    let authz = order
+        .authorizations()
+        .await
+        .expect("authorizations")
+        .remove(0);
+    let challenge = authz
+        .prepare(&other, &ChallengeType::Http01)
+        .expect("http-01");
+    h.testkit
+        .add_http01(challenge.token.as_str(), &challenge.key_authorization)
+        .expect("provisioned");
+    other.respond(&challenge.url).await.expect("respond");
+    other.poll_authorization(&authz.url).await.expect("valid");
+    let mut busy_valid = 0;
+    for (_, authz) in &urls[..3] {
+        let state = busy.authorization(authz).await.expect("authz").state.status;
+        busy_valid += usize::from(state == AuthorizationStatus::Valid);
+    }
+    assert!(
+        busy_valid <= 2,
+        "{busy_valid} of the busy account's 3 went first"
+    );
+
+    // Once they finished, the fourth is accepted.
+    for (_, authz) in &urls[..3] {
+        busy.poll_authorization(authz).await.expect("valid");
+    }
+    busy.respond(&urls[3].0).await.expect("room again");
+}
