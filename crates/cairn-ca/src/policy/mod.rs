@@ -1,9 +1,15 @@
 //! Identifier and key policy: which names and addresses the CA will
-//! certify (RFC 8555 §7.1.3, RFC 8738, the Baseline Requirements).
+//! certify (RFC 8555 §7.1.3, RFC 8738, the Baseline Requirements), and
+//! which addresses are public: the one answer both newOrder (IP
+//! identifiers) and the VA (where it may connect) use.
 
-mod punycode;
+mod addresses;
 
 use std::net::IpAddr;
+
+use idna::uts46::{AsciiDenyList, DnsLength, Hyphens, Uts46};
+
+pub use self::addresses::{is_public, non_public};
 
 use cairn_proto::objects::ChallengeType;
 use cairn_proto::problem::{ProblemType, Subproblem};
@@ -101,7 +107,7 @@ impl Policy {
         if base.contains('*') {
             return reject("a wildcard may only be the whole leftmost label (\"*.\")".into());
         }
-        if let Err(detail) = check_dns_syntax(base) {
+        if let Err(detail) = check_dns_syntax(base).and_then(|()| check_idna(base)) {
             return reject(detail);
         }
         if base.parse::<IpAddr>().is_ok()
@@ -173,7 +179,8 @@ impl Policy {
     }
 }
 
-/// LDH syntax, lengths, lowercase, and valid punycode for `xn--` labels.
+/// LDH syntax, lengths and lowercase; `xn--` labels are left to
+/// [`check_idna`].
 fn check_dns_syntax(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("the name is empty".into());
@@ -210,58 +217,59 @@ fn check_dns_syntax(name: &str) -> Result<(), String> {
                 "label {label:?} must not start or end with a hyphen"
             ));
         }
-        if label.len() >= 4 && &label[2..4] == "--" {
-            match label.strip_prefix("xn--") {
-                Some(encoded) => {
-                    if !punycode::is_valid(encoded) {
-                        return Err(format!("label {label:?} is not valid punycode"));
-                    }
-                }
-                None => {
-                    return Err(format!(
-                        "label {label:?} has hyphens in the third and fourth positions"
-                    ));
-                }
-            }
+        if label.len() >= 4 && &label[2..4] == "--" && !label.starts_with("xn--") {
+            return Err(format!(
+                "label {label:?} has hyphens in the third and fourth positions"
+            ));
         }
     }
     Ok(())
 }
 
-/// True for globally routable unicast addresses.
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            !(v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || o[0] == 0
-                || o[0] >= 240
-                || (o[0] == 100 && (64..128).contains(&o[1]))
-                || (o[0] == 192 && o[1] == 0 && o[2] == 0)
-                || (o[0] == 198 && (o[1] == 18 || o[1] == 19)))
+/// Internationalized names (IDNA2008 as UTS #46 processes it, with the
+/// `idna` crate): each `xn--` label must decode, must be a label UTS #46
+/// would itself produce (nothing it would map, such as an uppercase
+/// letter or a non-NFC form; no ZWJ/ZWNJ outside the contexts RFC 5892
+/// allows; not ASCII only), and the whole name must pass the Bidi rule
+/// (RFC 5893), which refuses e.g. Latin and Hebrew in one label. A name
+/// whose A-labels do not round-trip could show as something else than
+/// what was validated.
+fn check_idna(name: &str) -> Result<(), String> {
+    if !name.split('.').any(|label| label.starts_with("xn--")) {
+        return Ok(());
+    }
+    let uts46 = Uts46::new();
+    let to_ascii = |input: &str| {
+        uts46
+            .to_ascii(
+                input.as_bytes(),
+                AsciiDenyList::STD3,
+                Hyphens::Check,
+                DnsLength::Verify,
+            )
+            .ok()
+            .is_some_and(|ascii| ascii == input)
+    };
+    for label in name.split('.').filter(|l| l.starts_with("xn--")) {
+        let Some(unicode) = idna::punycode::decode_to_string(&label[4..]) else {
+            return Err(format!("label {label:?} is not valid punycode"));
+        };
+        if unicode.is_ascii() {
+            return Err(format!(
+                "label {label:?} is not a valid IDNA A-label: it decodes to ASCII only"
+            ));
         }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let s = v6.segments();
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00
-                || (s[0] & 0xffc0) == 0xfe80
-                || (s[0] == 0x2001 && s[1] == 0x0db8)
-                || s[0] == 0x0100
-                || (s[0] == 0x2001 && s[1] < 0x0200)
-                || s[0] == 0x2002)
+        if !to_ascii(label) {
+            return Err(format!(
+                "label {label:?} is not a valid IDNA A-label (UTS #46): its Unicode form \
+                 {unicode:?} is not one IDNA would encode that way"
+            ));
         }
     }
+    if !to_ascii(name) {
+        return Err("the name's internationalized labels break the Bidi rule (RFC 5893)".into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -311,7 +319,7 @@ mod tests {
             ("-a.example.com", "hyphen"),
             ("a..example.com", "empty label"),
             ("ab--cd.example.com", "third and fourth"),
-            ("xn--a.example.com", "punycode"),
+            ("xn--a.example.com", "IDNA A-label"),
             ("xn--zzzzzzzzzzzzzz9999.example", "punycode"),
             ("*.*.example.com", "wildcard"),
             ("a.*.example.com", "wildcard"),
@@ -333,6 +341,56 @@ mod tests {
         assert!(strict().check_identifier(&dns(&long)).is_err());
         let too_long = format!("{}example.com", "abcdefghi.".repeat(25));
         assert!(strict().check_identifier(&dns(&too_long)).is_err());
+    }
+
+    /// A-labels that do not round-trip through UTS #46 are refused: each
+    /// is made here from its Unicode form with the punycode encoder alone,
+    /// which (unlike IDNA) maps nothing.
+    #[test]
+    fn internationalized_names_must_round_trip() {
+        let a_label = |unicode: &str| {
+            format!(
+                "xn--{}.example.com",
+                idna::punycode::encode_str(unicode).expect("encodable")
+            )
+        };
+        let good = a_label("bücher");
+        assert_eq!(good, "xn--bcher-kva.example.com");
+        assert!(strict().check_identifier(&dns(&good)).is_ok());
+        // A ZWNJ after a virama is allowed (RFC 5892 Appendix A.1).
+        let zwnj_in_context = a_label("\u{915}\u{94d}\u{200c}\u{937}");
+        assert!(
+            strict().check_identifier(&dns(&zwnj_in_context)).is_ok(),
+            "{zwnj_in_context}"
+        );
+        for (unicode, why) in [
+            // An uppercase letter where IDNA would have a lowercase one.
+            ("b\u{dc}cher", "not a valid IDNA A-label"),
+            // ZWJ and ZWNJ outside the contexts RFC 5892 allows.
+            ("b\u{200d}\u{fc}cher", "not a valid IDNA A-label"),
+            ("a\u{200c}b\u{e9}", "not a valid IDNA A-label"),
+            // Not NFC: u + combining diaeresis instead of ü.
+            ("u\u{308}ber", "not a valid IDNA A-label"),
+            // Latin and Hebrew in one label (the Bidi rule).
+            ("ab\u{5d0}\u{e9}", "not a valid IDNA A-label"),
+        ] {
+            let name = a_label(unicode);
+            let Err((kind, detail)) = strict().check_identifier(&dns(&name)) else {
+                panic!("{unicode:?} ({name}) should be rejected");
+            };
+            assert_eq!(kind, ProblemType::RejectedIdentifier);
+            assert!(detail.contains(why), "{unicode:?}: {detail}");
+        }
+        // Decodes to ASCII only: a fake A-label (which ends in a hyphen, so
+        // the LDH check refuses it first).
+        let detail = check_idna("xn--abc-.example.com").unwrap_err();
+        assert!(detail.contains("ASCII only"), "{detail}");
+        // Bidi rule across labels: a right-to-left label next to one that
+        // starts with a digit.
+        let rtl = idna::punycode::encode_str("\u{5d0}\u{5d1}").expect("encodable");
+        let name = format!("xn--{rtl}.1a.example.com");
+        let (_, detail) = strict().check_identifier(&dns(&name)).unwrap_err();
+        assert!(detail.contains("Bidi"), "{name}: {detail}");
     }
 
     #[test]
