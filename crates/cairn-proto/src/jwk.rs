@@ -127,6 +127,24 @@ enum KeyParams {
     },
 }
 
+/// A [`Jwk`]'s public components, as big-endian octets without leading
+/// zeros (RFC 7518 §6) or the encoded point (RFC 8037).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PublicComponents<'a> {
+    Ec {
+        curve: Curve,
+        x: &'a [u8],
+        y: &'a [u8],
+    },
+    Rsa {
+        n: &'a [u8],
+        e: &'a [u8],
+    },
+    Ed25519 {
+        x: &'a [u8],
+    },
+}
+
 /// Members that only a private JWK has (RFC 7518 §6.2.2, §6.3.2; RFC 8037 §2).
 const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
 
@@ -282,6 +300,20 @@ impl Jwk {
             KeyParams::Ec { curve, .. } => curve.algorithm(),
             KeyParams::Rsa { .. } => Algorithm::Rs256,
             KeyParams::Ed25519 { .. } => Algorithm::EdDsa,
+        }
+    }
+
+    /// The key's public components, for checks beyond this module's (a
+    /// CA's key policy) and for encoding the key in other forms.
+    pub fn components(&self) -> PublicComponents<'_> {
+        match &self.params {
+            KeyParams::Ec { curve, x, y } => PublicComponents::Ec {
+                curve: *curve,
+                x,
+                y,
+            },
+            KeyParams::Rsa { n, e } => PublicComponents::Rsa { n, e },
+            KeyParams::Ed25519 { x } => PublicComponents::Ed25519 { x },
         }
     }
 

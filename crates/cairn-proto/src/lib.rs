@@ -43,6 +43,6 @@ mod strict_json;
 
 pub use error::Error;
 pub use identifier::{Identifier, IdentifierType};
-pub use jwk::{Algorithm, Jwk};
+pub use jwk::{Algorithm, Curve, Jwk, PublicComponents};
 pub use key::{KeyPair, KeyType};
 pub use problem::{Problem, ProblemType};

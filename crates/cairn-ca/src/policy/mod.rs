@@ -4,6 +4,7 @@
 //! identifiers) and the VA (where it may connect) use.
 
 mod addresses;
+pub mod keys;
 
 use std::net::IpAddr;
 

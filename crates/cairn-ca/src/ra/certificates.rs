@@ -16,6 +16,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::{OrderView, Ra, order_identifier};
 use crate::error::{CaError, CaResult};
+use crate::policy::keys;
 use crate::signer::{self, CrlEntry, LeafRequest};
 use crate::va::CaaRequest;
 
@@ -182,6 +183,7 @@ impl Ra {
             .map_err(|_| CaError::new(ProblemType::BadCsr, "the csr field is not base64url"))?;
         let account_key = account_jwk(account)?;
         let csr = signer::check_csr(&csr_der, &account_key)?;
+        keys::check_key_strength(&csr.public_key)?;
         let wanted: Vec<Identifier> = view.authorizations.iter().map(order_identifier).collect();
         if !same_names(&csr.names, &view.order.identifiers)
             || !same_names(&wanted, &view.order.identifiers)

@@ -26,6 +26,7 @@ pub use self::certificates::{CrlCache, Revoker};
 use crate::clock::Clock;
 use crate::error::{CaError, CaResult};
 use crate::policy::Policy;
+use crate::policy::keys::check_key_strength;
 use crate::signer::Pki;
 use crate::va::{ValidationRequest, Validator};
 
@@ -163,6 +164,7 @@ impl Ra {
             ));
         }
         check_contacts(&request.contact)?;
+        check_key_strength(key)?;
         let (account, created) = self
             .store
             .create_account(NewAccount {
@@ -235,6 +237,7 @@ impl Ra {
         if thumbprint == account.thumbprint {
             return Err(CaError::malformed("the new key is the same as the old key"));
         }
+        check_key_strength(new_key)?;
         match self
             .store
             .change_account_key(account.id, &new_key.canonical_json(), &thumbprint)

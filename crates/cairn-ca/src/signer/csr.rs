@@ -78,6 +78,7 @@ pub fn check_csr(der: &[u8], account_key: &Jwk) -> Result<CheckedCsr, CaError> {
         names: names(&csr)?,
         public_key_spki_der: spki.raw.to_vec(),
         key,
+        public_key: subject_jwk,
     })
 }
 

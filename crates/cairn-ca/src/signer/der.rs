@@ -1,9 +1,9 @@
 //! Just enough DER (ITU-T X.690) to write the extension values rcgen has no
 //! field for: authorityInfoAccess, certificatePolicies and a basicConstraints
-//! that encodes `cA = FALSE` as DER demands (by leaving the DEFAULT out).
+//! that encodes `cA = FALSE` as DER demands (by leaving the DEFAULT out);
+//! and an account key's SubjectPublicKeyInfo, for its hash.
 
 /// Universal tag numbers used here.
-#[cfg(test)]
 pub(crate) const TAG_INTEGER: u8 = 0x02;
 pub(crate) const TAG_OID: u8 = 0x06;
 pub(crate) const TAG_SEQUENCE: u8 = 0x30;
@@ -50,9 +50,8 @@ pub(crate) fn oid(arcs: &[u64]) -> Vec<u8> {
     tlv(TAG_OID, &content)
 }
 
-/// A non-negative INTEGER from unsigned big-endian bytes (tests build
-/// CSRs no library would make).
-#[cfg(test)]
+/// A non-negative INTEGER from unsigned big-endian bytes (an RSA key's
+/// SubjectPublicKeyInfo; tests build CSRs no library would make).
 pub(crate) fn unsigned_integer(bytes: &[u8]) -> Vec<u8> {
     let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
     let trimmed = &bytes[start..];

@@ -20,7 +20,7 @@
 mod api;
 mod crl;
 mod csr;
-mod der;
+pub(crate) mod der;
 mod extensions;
 mod files;
 pub(crate) use self::files::restrict_dir;
@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 pub use cairn_proto::jwk::Curve;
-use cairn_proto::{Identifier, ProblemType};
+use cairn_proto::{Identifier, Jwk, ProblemType};
 use time::OffsetDateTime;
 
 pub use self::csr::{certificate_key_matches, certificate_serial, check_csr};
@@ -114,6 +114,8 @@ pub struct CheckedCsr {
     /// The CSR's SubjectPublicKeyInfo, DER.
     pub public_key_spki_der: Vec<u8>,
     pub key: CsrKey,
+    /// The same key as a JWK, for the key policy.
+    pub public_key: Jwk,
 }
 
 impl Pki {

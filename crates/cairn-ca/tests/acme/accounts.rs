@@ -434,3 +434,34 @@ async fn concurrent_new_accounts_with_one_key_make_one_account() {
     assert_eq!(created, 1, "one 201, the rest 200");
     assert_eq!(locations.len(), 1, "one account URL: {locations:?}");
 }
+
+/// Key policy: an Ed25519 account key of small order (here the identity
+/// point) lets anyone forge signatures — R = identity, S = 0 verifies for
+/// every message. newAccount refuses it with badPublicKey.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_small_order_ed25519_key_is_a_bad_public_key() {
+    use cairn_proto::base64url;
+
+    let h = Harness::start(|_| {}).await;
+    let url = h.directory().new_account.clone();
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let protected = json!({
+        "alg": "EdDSA",
+        "jwk": {"kty": "OKP", "crv": "Ed25519", "x": base64url::encode(identity)},
+        "nonce": h.nonce().await,
+        "url": url,
+    });
+    let payload = json!({"termsOfServiceAgreed": true});
+    let mut signature = identity.to_vec();
+    signature.extend_from_slice(&[0u8; 32]);
+    let body = json!({
+        "protected": base64url::encode(protected.to_string()),
+        "payload": base64url::encode(payload.to_string()),
+        "signature": base64url::encode(signature),
+    });
+    let reply = h.post_jws(&url, body.to_string()).await;
+    let problem = reply.problem(400, ProblemType::BadPublicKey);
+    let detail = problem.detail.unwrap_or_default();
+    assert!(detail.contains("small order"), "{detail}");
+}
