@@ -79,6 +79,15 @@ impl RunningCa {
 /// Binds the listeners, makes or loads the CA's keys, opens the database
 /// and starts serving.
 pub async fn start(config: Config, overrides: Overrides) -> Result<RunningCa, StartError> {
+    if config.validation.allow_private_addresses && !config.dev {
+        // Allowed for an internal CA whose names live on a private
+        // network; on one reachable by strangers it lets them make the CA
+        // probe its own network.
+        tracing::warn!(
+            "validation.allow_private_addresses is on: validation may connect to loopback \
+             and private addresses; only for a CA that serves a private network"
+        );
+    }
     // The data directory holds the keys and the database: 0700 whatever
     // the umask, and narrowed (with a warning) if it was wider.
     let private_data_dir = || -> std::io::Result<bool> {

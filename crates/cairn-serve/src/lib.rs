@@ -15,6 +15,8 @@
 //! The TLS handshake deadline is the caller's (it owns the acceptor): wrap
 //! it in `tokio::time::timeout(limits.header_timeout, ..)`.
 
+#![forbid(unsafe_code)]
+
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
