@@ -4,6 +4,7 @@
 //! is the `cairn-store` crate. `app` wires the concrete parts.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod app;
 pub mod clock;
 pub mod config;

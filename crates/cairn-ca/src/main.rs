@@ -3,9 +3,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use cairn_ca::admin::{self, KeyToBlock};
 use cairn_ca::app::{self, Overrides};
 use cairn_ca::config::{Config, Database};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 /// Cairn's ACME (RFC 8555) certificate authority.
 #[derive(Debug, Parser)]
@@ -43,18 +44,14 @@ enum Command {
     /// lacks, then exit. `serve` applies them too; run this first when
     /// several nodes share one PostgreSQL database and you upgrade them.
     Migrate {
-        /// TOML configuration file (its `database` and `data_dir` are used).
-        #[arg(long, short = 'c')]
-        config: Option<PathBuf>,
-        /// Read the configuration as `serve --dev` would.
-        #[arg(long)]
-        dev: bool,
-        /// Overrides `data_dir` (where the default SQLite file lives).
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// Overrides `database`.
-        #[arg(long, value_name = "URL")]
-        database: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Operator actions on the CA's database; they work while `serve`
+    /// runs, on SQLite and PostgreSQL.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
     },
     /// Check a configuration file and print the settings it results in.
     CheckConfig {
@@ -63,6 +60,47 @@ enum Command {
         /// Check it as `serve --dev` would read it.
         #[arg(long)]
         dev: bool,
+    },
+}
+
+/// Which database a command works on.
+#[derive(Debug, Args)]
+struct StoreArgs {
+    /// TOML configuration file (its `database` and `data_dir` are used).
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    /// Read the configuration as `serve --dev` would.
+    #[arg(long)]
+    dev: bool,
+    /// Overrides `data_dir` (where the default SQLite file lives).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Overrides `database`.
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Block a key: newAccount, key change and finalize refuse it from now
+    /// on (badPublicKey), and its unexpired certificates are revoked as
+    /// keyCompromise (in every node's next CRL).
+    #[command(group = clap::ArgGroup::new("which").required(true).multiple(false))]
+    BlockKey {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// SHA-256 of the key's DER SubjectPublicKeyInfo, in hex.
+        #[arg(long, group = "which", value_name = "HEX")]
+        spki_hash: Option<String>,
+        /// A certificate (PEM or DER) whose key to block.
+        #[arg(long, group = "which", value_name = "FILE")]
+        cert: Option<PathBuf>,
+        /// The key itself: PEM public key, or PKCS#8 private key.
+        #[arg(long, group = "which", value_name = "FILE")]
+        key: Option<PathBuf>,
+        /// Why, kept with the entry and shown to clients refused.
+        #[arg(long, default_value = "key compromise")]
+        reason: String,
     },
 }
 
@@ -104,32 +142,83 @@ fn main() -> ExitCode {
                 eprintln!("error: {e}");
                 return ExitCode::from(2);
             }
-            match tokio::runtime::Runtime::new() {
-                Ok(runtime) => runtime.block_on(serve(config)),
-                Err(e) => {
-                    eprintln!("error: cannot start the async runtime: {e}");
-                    ExitCode::FAILURE
-                }
+            run(serve(config))
+        }
+        Command::Migrate { store } => {
+            init_logging(false);
+            match store.load() {
+                Ok(config) => run(migrate(config)),
+                Err(code) => code,
             }
         }
-        Command::Migrate {
-            config,
-            dev,
-            data_dir,
-            database,
+        Command::Admin {
+            command:
+                AdminCommand::BlockKey {
+                    store,
+                    spki_hash,
+                    cert,
+                    key,
+                    reason,
+                },
         } => {
             init_logging(false);
-            let config = match load(config.as_deref(), dev, data_dir, database) {
+            let config = match store.load() {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            match tokio::runtime::Runtime::new() {
-                Ok(runtime) => runtime.block_on(migrate(config)),
-                Err(e) => {
-                    eprintln!("error: cannot start the async runtime: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+            let target = match (spki_hash, cert, key) {
+                (Some(hash), _, _) => KeyToBlock::SpkiHash(hash),
+                (_, Some(cert), _) => KeyToBlock::Certificate(cert),
+                (_, _, Some(key)) => KeyToBlock::Key(key),
+                (None, None, None) => unreachable!("clap requires one of them"),
+            };
+            run(block_key(config, target, reason))
+        }
+    }
+}
+
+impl StoreArgs {
+    fn load(self) -> Result<Config, ExitCode> {
+        load(
+            self.config.as_deref(),
+            self.dev,
+            self.data_dir,
+            self.database,
+        )
+    }
+}
+
+/// Runs `work` on a new runtime.
+fn run(work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(work),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn block_key(config: Config, target: KeyToBlock, reason: String) -> ExitCode {
+    match admin::block_key(&config, &target, &reason).await {
+        Ok(blocked) => {
+            let hash: String = blocked
+                .spki_sha256
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            println!("blocked key sha256:{hash}");
+            println!(
+                "revoked {} certificate(s) with that key{}{}",
+                blocked.revoked.len(),
+                if blocked.revoked.is_empty() { "" } else { ": " },
+                blocked.revoked.join(", ")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -214,5 +303,15 @@ fn init_logging(json: bool) {
         builder.json().init();
     } else {
         builder.init();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
     }
 }

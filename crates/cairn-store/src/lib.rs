@@ -149,6 +149,21 @@ pub trait Storage: Send + Sync + 'static {
     /// cached CRL was made from, so a revocation on any node shows at once.
     async fn last_revocation(&self, issuer: &str) -> Result<Option<OffsetDateTime>>;
 
+    // --- blocked keys ---
+
+    /// Adds a key to the blocked list; `false` if it was there already
+    /// (the first reason stays).
+    async fn block_key(&self, key: &BlockedKey) -> Result<bool>;
+    /// The blocked-list entry of a key, if it is blocked.
+    async fn blocked_key(&self, spki_sha256: &[u8]) -> Result<Option<BlockedKey>>;
+    /// Serials of the signed, unrevoked certificates with this key that
+    /// have not expired at `now`, in serial order.
+    async fn live_certificates_with_key(
+        &self,
+        spki_sha256: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<Vec<String>>;
+
     // --- nonces shared by several nodes (RFC 8555 §6.5) ---
 
     /// The secret every node authenticates its nonces with. The first call

@@ -210,6 +210,19 @@ pub struct PendingCertificate {
     pub not_before: OffsetDateTime,
     pub not_after: OffsetDateTime,
     pub created_at: OffsetDateTime,
+    /// SHA-256 of the certificate key's DER SubjectPublicKeyInfo.
+    pub spki_sha256: Vec<u8>,
+}
+
+/// A key the CA refuses (a blocked-keys entry).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockedKey {
+    /// SHA-256 of the key's DER SubjectPublicKeyInfo.
+    pub spki_sha256: Vec<u8>,
+    /// Why, for the problem detail and the operator: "keyCompromise
+    /// revocation of certificate 0a1b…", "blocked by an operator: …".
+    pub reason: String,
+    pub blocked_at: OffsetDateTime,
 }
 
 /// One entry of a CRL.

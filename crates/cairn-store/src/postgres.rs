@@ -30,6 +30,7 @@
 mod accounts;
 mod authorizations;
 mod certificates;
+mod keys;
 mod nonces;
 mod orders;
 
@@ -383,6 +384,22 @@ impl Storage for PgStore {
 
     async fn last_revocation(&self, issuer: &str) -> Result<Option<OffsetDateTime>> {
         certificates::last_revocation(self, issuer).await
+    }
+
+    async fn block_key(&self, key: &BlockedKey) -> Result<bool> {
+        keys::block(self, key).await
+    }
+
+    async fn blocked_key(&self, spki_sha256: &[u8]) -> Result<Option<BlockedKey>> {
+        keys::blocked(self, spki_sha256).await
+    }
+
+    async fn live_certificates_with_key(
+        &self,
+        spki_sha256: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<Vec<String>> {
+        keys::live_certificates(self, spki_sha256, now).await
     }
 
     async fn nonce_secret(&self, candidate: &[u8]) -> Result<Vec<u8>> {

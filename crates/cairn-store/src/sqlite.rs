@@ -54,6 +54,7 @@
 mod accounts;
 mod authorizations;
 mod certificates;
+mod keys;
 mod migrate;
 mod nonces;
 mod orders;
@@ -709,6 +710,22 @@ impl Storage for SqliteStore {
         certificates::last_revocation(self, issuer).await
     }
 
+    async fn block_key(&self, key: &BlockedKey) -> Result<bool> {
+        keys::block(self, key).await
+    }
+
+    async fn blocked_key(&self, spki_sha256: &[u8]) -> Result<Option<BlockedKey>> {
+        keys::blocked(self, spki_sha256).await
+    }
+
+    async fn live_certificates_with_key(
+        &self,
+        spki_sha256: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<Vec<String>> {
+        keys::live_certificates(self, spki_sha256, now).await
+    }
+
     async fn nonce_secret(&self, candidate: &[u8]) -> Result<Vec<u8>> {
         nonces::secret(self, candidate).await
     }
@@ -1018,6 +1035,7 @@ mod tests {
             indexes,
             [
                 "authorizations_for_reuse",
+                "certificates_by_key",
                 "certificates_by_not_after",
                 "certificates_revoked_at_by_issuer",
                 "certificates_revoked_by_issuer",

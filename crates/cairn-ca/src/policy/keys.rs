@@ -17,8 +17,11 @@
 //! The identity of a key, for the blocked-keys list, is the SHA-256 of its
 //! DER SubjectPublicKeyInfo ([`spki_der`]).
 
+use aws_lc_rs::digest;
 use cairn_proto::{Curve, Jwk, ProblemType, PublicComponents};
+use cairn_store::{BlockedKey, Revocation, Storage};
 use num_bigint::BigUint;
+use time::OffsetDateTime;
 
 use crate::error::CaError;
 use crate::signer::der;
@@ -193,6 +196,65 @@ impl Edwards {
     fn is_identity(&self) -> bool {
         self.x == BigUint::from(0u32) && self.y == BigUint::from(1u32)
     }
+}
+
+/// The key identity of the blocked-keys list: SHA-256 of the DER
+/// SubjectPublicKeyInfo.
+pub fn spki_sha256(spki_der: &[u8]) -> Vec<u8> {
+    digest::digest(&digest::SHA256, spki_der).as_ref().to_vec()
+}
+
+/// `badPublicKey` if the key is on the blocked list.
+pub async fn check_not_blocked(store: &dyn Storage, spki_der: &[u8]) -> Result<(), CaError> {
+    match store.blocked_key(&spki_sha256(spki_der)).await? {
+        Some(blocked) => Err(CaError::new(
+            ProblemType::BadPublicKey,
+            format!("this key is blocked ({}); make a new key", blocked.reason),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The CRLReason for key compromise (RFC 5280 §5.3.1).
+pub const KEY_COMPROMISE: u8 = 1;
+
+/// Blocks a key and revokes, as keyCompromise, every signed certificate
+/// with that key that has not expired or been revoked. Returns the serials
+/// revoked. Every node sees the revocations at its next CRL request (its
+/// cached CRL is checked against the newest revocation in the database).
+pub async fn block_and_revoke(
+    store: &dyn Storage,
+    spki_sha256: &[u8],
+    reason: &str,
+    now: OffsetDateTime,
+) -> Result<Vec<String>, CaError> {
+    let newly = store
+        .block_key(&BlockedKey {
+            spki_sha256: spki_sha256.to_vec(),
+            reason: reason.to_owned(),
+            blocked_at: now,
+        })
+        .await?;
+    let mut revoked = Vec::new();
+    for serial in store.live_certificates_with_key(spki_sha256, now).await? {
+        let revocation = Revocation {
+            revoked_at: now,
+            reason: KEY_COMPROMISE,
+        };
+        if store.revoke_certificate(&serial, revocation).await? {
+            revoked.push(serial);
+        }
+    }
+    tracing::info!(
+        target: "cairn::audit", event = "key.blocked", spki_sha256 = %hex(spki_sha256),
+        newly_blocked = newly, reason, revoked = ?revoked
+    );
+    Ok(revoked)
+}
+
+/// Lowercase hex, for logs and the admin CLI.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The DER SubjectPublicKeyInfo of a key (RFC 5280 §4.1.2.7; RFC 5480 for

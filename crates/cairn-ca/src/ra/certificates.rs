@@ -152,6 +152,10 @@ impl CrlCache {
             .remove(issuer);
     }
 
+    fn invalidate_all(&self) {
+        self.made.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
     /// The lock that one build of `issuer`'s CRL holds.
     fn build_lock(&self, issuer: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut builds = self.builds.lock().unwrap_or_else(|p| p.into_inner());
@@ -184,6 +188,8 @@ impl Ra {
         let account_key = account_jwk(account)?;
         let csr = signer::check_csr(&csr_der, &account_key)?;
         keys::check_key_strength(&csr.public_key)?;
+        keys::check_not_blocked(self.store.as_ref(), &csr.public_key_spki_der).await?;
+        let spki_sha256 = keys::spki_sha256(&csr.public_key_spki_der);
         let wanted: Vec<Identifier> = view.authorizations.iter().map(order_identifier).collect();
         if !same_names(&csr.names, &view.order.identifiers)
             || !same_names(&wanted, &view.order.identifiers)
@@ -217,6 +223,7 @@ impl Ra {
                 not_before,
                 not_after,
                 created_at: now,
+                spki_sha256: spki_sha256.clone(),
             };
             match self.store.begin_finalize(pending).await {
                 Ok(true) => break,
@@ -456,6 +463,21 @@ impl Ra {
             target: "cairn::audit", event = "certificate.revoked", serial = %serial, reason,
             by = match revoker { Revoker::Account(a) => format!("account {}", a.id), Revoker::CertificateKey(_) => "certificate key".into() }
         );
+        if reason == keys::KEY_COMPROMISE {
+            // The key is known bad: refuse it from now on, and revoke the
+            // other certificates that carry it.
+            let spki = keys::spki_sha256(&signer::certificate_spki(&der)?);
+            let others = keys::block_and_revoke(
+                self.store.as_ref(),
+                &spki,
+                &format!("keyCompromise revocation of certificate {serial}"),
+                now,
+            )
+            .await?;
+            if !others.is_empty() {
+                self.crls.invalidate_all();
+            }
+        }
         Ok(())
     }
 

@@ -26,7 +26,7 @@ pub use self::certificates::{CrlCache, Revoker};
 use crate::clock::Clock;
 use crate::error::{CaError, CaResult};
 use crate::policy::Policy;
-use crate::policy::keys::check_key_strength;
+use crate::policy::keys::{self, check_key_strength};
 use crate::signer::Pki;
 use crate::va::{ValidationRequest, Validator};
 
@@ -165,6 +165,7 @@ impl Ra {
         }
         check_contacts(&request.contact)?;
         check_key_strength(key)?;
+        keys::check_not_blocked(self.store.as_ref(), &keys::spki_der(key)).await?;
         let (account, created) = self
             .store
             .create_account(NewAccount {
@@ -238,6 +239,7 @@ impl Ra {
             return Err(CaError::malformed("the new key is the same as the old key"));
         }
         check_key_strength(new_key)?;
+        keys::check_not_blocked(self.store.as_ref(), &keys::spki_der(new_key)).await?;
         match self
             .store
             .change_account_key(account.id, &new_key.canonical_json(), &thumbprint)

@@ -93,6 +93,13 @@ pub fn certificate_key_matches(cert_der: &[u8], key: &Jwk) -> Result<bool, CaErr
     Ok(check_key(cert.public_key()).is_ok_and(|(_, jwk)| &jwk == key))
 }
 
+/// The DER SubjectPublicKeyInfo of a DER certificate.
+pub fn certificate_spki(cert_der: &[u8]) -> Result<Vec<u8>, CaError> {
+    let (_, cert) = X509Certificate::from_der(cert_der)
+        .map_err(|_| CaError::malformed("the certificate is not a DER X.509 certificate"))?;
+    Ok(cert.public_key().raw.to_vec())
+}
+
 /// The serial of a DER certificate as unsigned big-endian bytes.
 pub fn certificate_serial(cert_der: &[u8]) -> Result<Vec<u8>, CaError> {
     let (_, cert) = X509Certificate::from_der(cert_der)

@@ -38,7 +38,7 @@ pub use cairn_proto::jwk::Curve;
 use cairn_proto::{Identifier, Jwk, ProblemType};
 use time::OffsetDateTime;
 
-pub use self::csr::{certificate_key_matches, certificate_serial, check_csr};
+pub use self::csr::{certificate_key_matches, certificate_serial, certificate_spki, check_csr};
 use self::hierarchy::{ECDSA_ISSUER, Hierarchy, RSA_ISSUER};
 pub use self::leaf::leaf_ari_cert_id;
 use crate::error::CaError;

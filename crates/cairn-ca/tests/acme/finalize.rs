@@ -224,6 +224,7 @@ async fn a_finalize_cut_off_by_a_crash_fails_after_the_timeout() {
             not_before: clock.now(),
             not_after: clock.now() + Duration::days(90),
             created_at: clock.now(),
+            spki_sha256: vec![0; 32],
         })
         .await
         .expect("begin finalize");

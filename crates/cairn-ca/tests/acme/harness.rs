@@ -122,6 +122,11 @@ impl Harness {
         self.client.directory()
     }
 
+    /// The CA's data directory (keys, SQLite database).
+    pub(crate) fn data_dir(&self) -> std::path::PathBuf {
+        self._data_dir.path().join("ca")
+    }
+
     pub(crate) fn directory_url(&self) -> &str {
         &self.ca.directory_url
     }

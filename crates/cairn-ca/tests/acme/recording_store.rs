@@ -8,9 +8,9 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use cairn_proto::{Identifier, Problem};
 use cairn_store::{
-    Account, AccountId, Authorization, AuthzId, Certificate, Challenge, ChallengeId, NewAccount,
-    NewOrder, Order, OrderId, PendingCertificate, Result, Revocation, RevokedEntry, SqliteStore,
-    Storage, ValidationOutcome,
+    Account, AccountId, Authorization, AuthzId, BlockedKey, Certificate, Challenge, ChallengeId,
+    NewAccount, NewOrder, Order, OrderId, PendingCertificate, Result, Revocation, RevokedEntry,
+    SqliteStore, Storage, ValidationOutcome,
 };
 use time::OffsetDateTime;
 
@@ -206,6 +206,24 @@ impl Storage for RecordingStore {
         // building at once overlap instead of passing one another.
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         self.inner.revoked_certificates(issuer, now).await
+    }
+
+    async fn block_key(&self, key: &BlockedKey) -> Result<bool> {
+        self.inner.block_key(key).await
+    }
+
+    async fn blocked_key(&self, spki_sha256: &[u8]) -> Result<Option<BlockedKey>> {
+        self.inner.blocked_key(spki_sha256).await
+    }
+
+    async fn live_certificates_with_key(
+        &self,
+        spki_sha256: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<Vec<String>> {
+        self.inner
+            .live_certificates_with_key(spki_sha256, now)
+            .await
     }
 
     async fn stalled_finalizes(&self, before: OffsetDateTime) -> Result<Vec<OrderId>> {

@@ -273,3 +273,129 @@ fn revoked_serials(der: &[u8]) -> Vec<(Vec<u8>, Option<u8>)> {
         })
         .collect()
 }
+
+/// A keyCompromise revocation blocks the key: its other certificates are
+/// revoked too (and listed in the CRL), and a CSR with it is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn key_compromise_revokes_the_keys_other_certificates_and_blocks_it() {
+    let h = Harness::start(|_| {}).await;
+    let account = h.account().await;
+    let key = new_key();
+    let copy = |k: &cairn_proto::KeyPair| {
+        cairn_proto::KeyPair::from_pkcs8_der(&k.to_pkcs8_der().unwrap()).unwrap()
+    };
+    let first = h
+        .issue_with_key(
+            &account,
+            &dns(&["one.compromised.test"]),
+            &ChallengeType::Http01,
+            copy(&key),
+        )
+        .await;
+    let second = h
+        .issue_with_key(
+            &account,
+            &dns(&["two.compromised.test"]),
+            &ChallengeType::Http01,
+            copy(&key),
+        )
+        .await;
+    let unrelated = issue(&h, &account, &dns(&["three.compromised.test"])).await;
+
+    assert_revoked_ok(&revoke_as(&h, &account, &first, Some(1)).await);
+    let serial = |issued: &Issued| {
+        parse(issued.chain.leaf_der().expect("a leaf"))
+            .raw_serial()
+            .to_vec()
+    };
+    let crl = h
+        .get(&format!("http://{}/crl/ecdsa-1.crl", h.ca.http_addr))
+        .await;
+    let entries = revoked_serials(&crl.body);
+    assert!(entries.contains(&(serial(&first), Some(1))), "{entries:?}");
+    assert!(
+        entries.contains(&(serial(&second), Some(1))),
+        "the sibling too"
+    );
+    assert!(!entries.iter().any(|(s, _)| *s == serial(&unrelated)));
+
+    let mut order = h
+        .ready_order(
+            &account,
+            &dns(&["four.compromised.test"]),
+            &ChallengeType::Http01,
+        )
+        .await;
+    let err = order
+        .finalize(&cairn_client::csr(&dns(&["four.compromised.test"]), &key).expect("a CSR"))
+        .await
+        .expect_err("the key is blocked");
+    assert!(err.is_problem(&ProblemType::BadPublicKey), "{err}");
+    assert!(err.to_string().contains("blocked"), "{err}");
+}
+
+/// `cairn-ca admin block-key --cert`, run while the CA serves from the
+/// same database: the certificate is revoked (keyCompromise) and in the
+/// CRL, and its key is refused at finalize. A bad hash is a clear error.
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_block_key_works_while_the_ca_serves() {
+    let h = Harness::start(|_| {}).await;
+    let account = h.account().await;
+    let key = new_key();
+    let pkcs8 = key.to_pkcs8_der().unwrap();
+    let issued = h
+        .issue_with_key(
+            &account,
+            &dns(&["admin.blocked.test"]),
+            &ChallengeType::Http01,
+            cairn_proto::KeyPair::from_pkcs8_der(&pkcs8).unwrap(),
+        )
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("cert.der");
+    std::fs::write(&cert, issued.chain.leaf_der().unwrap()).unwrap();
+
+    let admin = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cairn-ca"))
+            .args(["admin", "block-key", "--dev", "--data-dir"])
+            .arg(h.data_dir())
+            .args(args)
+            .output()
+            .expect("cairn-ca runs")
+    };
+    let out = admin(&[
+        "--cert",
+        cert.to_str().unwrap(),
+        "--reason",
+        "leaked in a backup",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("revoked 1 certificate"), "{stdout}");
+
+    let crl = h
+        .get(&format!("http://{}/crl/ecdsa-1.crl", h.ca.http_addr))
+        .await;
+    let serial = parse(issued.chain.leaf_der().unwrap())
+        .raw_serial()
+        .to_vec();
+    assert!(revoked_serials(&crl.body).contains(&(serial, Some(1))));
+
+    let names = dns(&["admin2.blocked.test"]);
+    let mut order = h
+        .ready_order(&account, &names, &ChallengeType::Http01)
+        .await;
+    let err = order
+        .finalize(&cairn_client::csr(&names, &key).unwrap())
+        .await
+        .expect_err("blocked");
+    assert!(err.to_string().contains("leaked in a backup"), "{err}");
+
+    let out = admin(&["--spki-hash", "abc"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("64 characters"));
+}

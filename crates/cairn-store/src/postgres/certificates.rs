@@ -107,8 +107,8 @@ pub(super) async fn begin_finalize(store: &PgStore, pending: PendingCertificate)
     }
     sqlx::query(concat!(
         "INSERT INTO certificates ",
-        "(serial, order_id, account_id, issuer, names, not_before, not_after, created_at) ",
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+        "(serial, order_id, account_id, issuer, names, not_before, not_after, created_at, ",
+        "spki_sha256) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
     ))
     .bind(&pending.serial)
     .bind(pending.order_id)
@@ -118,6 +118,7 @@ pub(super) async fn begin_finalize(store: &PgStore, pending: PendingCertificate)
     .bind(not_before)
     .bind(not_after)
     .bind(created_at)
+    .bind(&pending.spki_sha256)
     .execute(&mut *tx)
     .await
     .map_err(|e| {

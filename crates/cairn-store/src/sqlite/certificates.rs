@@ -140,8 +140,8 @@ pub(super) async fn begin_finalize(
             }
             conn.prepare_cached(concat!(
                 "INSERT INTO certificates ",
-                "(serial, order_id, account_id, issuer, names, not_before, not_after, created_at) ",
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                "(serial, order_id, account_id, issuer, names, not_before, not_after, created_at, ",
+                "spki_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
             ))
             .map_err(db)?
             .execute(params![
@@ -153,6 +153,7 @@ pub(super) async fn begin_finalize(
                 not_before,
                 not_after,
                 created_at,
+                pending.spki_sha256,
             ])
             .map_err(|e| {
                 if is_unique_violation(&e) {

@@ -33,6 +33,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "challenges processing",
         include_str!("../../migrations/sqlite/0004_challenges_processing.sql"),
     ),
+    (
+        5,
+        "blocked keys",
+        include_str!("../../migrations/sqlite/0005_blocked_keys.sql"),
+    ),
 ];
 
 /// Applies what is missing, in one write transaction of its own.

@@ -5,12 +5,14 @@
 mod accounts;
 mod authorizations;
 mod certificates;
+mod keys;
 mod nonces;
 mod orders;
 
 pub(crate) use accounts::*;
 pub(crate) use authorizations::*;
 pub(crate) use certificates::*;
+pub(crate) use keys::*;
 pub(crate) use nonces::*;
 pub(crate) use orders::*;
 
@@ -55,6 +57,8 @@ macro_rules! conformance_tests {
             revoke_certificate_records_once,
             revoked_certificates_lists_the_issuers_unexpired_revocations,
             a_certificate_is_replaced_once_an_order_naming_it_is_valid,
+            a_key_is_blocked_once_and_reads_back,
+            live_certificates_with_key_are_signed_unexpired_and_unrevoked,
             nonce_secret_is_the_first_candidate_forever,
             concurrent_nonce_secret_calls_agree,
             a_nonce_redeems_once,
