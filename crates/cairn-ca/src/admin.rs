@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use crate::app::{self, StartError};
 use crate::config::Config;
 use crate::policy::keys;
+use crate::signer::Pki;
 
 /// The key to block, as the operator names it.
 #[derive(Clone, Debug)]
@@ -102,4 +103,40 @@ fn key_hash(key: &KeyToBlock) -> Result<Vec<u8>, StartError> {
             Ok(keys::spki_sha256(&keys::spki_der(pair.public_jwk())))
         }
     }
+}
+
+/// `cairn-ca init`: makes the CA's keys and certificates (as the first
+/// `serve` would) and, with `root_key_out`, moves the root keys there,
+/// after signing the roots' CRLs with them. Returns what to tell the
+/// operator.
+pub fn init(config: &Config, root_key_out: Option<&Path>) -> Result<String, StartError> {
+    let pki = app::init_keys(config)?;
+    let mut report = format!(
+        "CA keys and certificates are in {}; clients trust {}",
+        config.data_dir.join("pki").display(),
+        pki.root_pem_path().display()
+    );
+    if let Some(out) = root_key_out {
+        let crls = Pki::take_roots_offline(&config.data_dir, out, OffsetDateTime::now_utc())
+            .map_err(|e| StartError(format!("taking the root keys offline: {}", e.detail)))?;
+        let crls: Vec<String> = crls.iter().map(|p| p.display().to_string()).collect();
+        report.push_str(&format!(
+            "\nthe root keys are now only in {out} (keep it offline); the roots' CRLs, signed \
+             with them, are {crls}; sign new ones before they expire with `cairn-ca admin \
+             sign-root-crl --root-key {out}`",
+            out = out.display(),
+            crls = crls.join(", "),
+        ));
+    }
+    Ok(report)
+}
+
+/// `cairn-ca admin sign-root-crl`: signs the roots' CRLs with the keys in
+/// `root_key`, for `serve` to publish. Returns the files written.
+pub fn sign_root_crl(
+    config: &Config,
+    root_key: &Path,
+) -> Result<Vec<std::path::PathBuf>, StartError> {
+    Pki::sign_root_crls(&config.data_dir, root_key, OffsetDateTime::now_utc())
+        .map_err(|e| StartError(format!("signing the roots' CRLs: {}", e.detail)))
 }

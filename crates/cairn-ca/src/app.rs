@@ -88,26 +88,7 @@ pub async fn start(config: Config, overrides: Overrides) -> Result<RunningCa, St
              and private addresses; only for a CA that serves a private network"
         );
     }
-    // The data directory holds the keys and the database: 0700 whatever
-    // the umask, and narrowed (with a warning) if it was wider.
-    let private_data_dir = || -> std::io::Result<bool> {
-        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
-            .create(&config.data_dir)?;
-        crate::signer::restrict_dir(&config.data_dir)
-    };
-    match private_data_dir() {
-        Ok(true) => tracing::warn!(
-            dir = %config.data_dir.display(),
-            "the data directory was open to others; narrowed it to 0700"
-        ),
-        Ok(false) => {}
-        Err(e) => {
-            return Err(StartError(format!(
-                "cannot create data directory {}: {e}",
-                config.data_dir.display()
-            )));
-        }
-    }
+    private_data_dir(&config)?;
     let api = cairn_serve::listen(config.server.listen)
         .map_err(|e| StartError(format!("cannot listen on {}: {e}", config.server.listen)))?;
     let http = cairn_serve::listen(config.server.http_listen).map_err(|e| {
@@ -275,6 +256,39 @@ pub async fn open_store(config: &Config) -> Result<Arc<dyn Storage>, StartError>
 /// Loads the CA's keys, or makes them if this is the first start. Nodes
 /// sharing one data directory may start together: a lock on
 /// `data_dir/pki.lock` lets one make the keys and the others load them.
+/// The data directory holds the keys and the database: 0700 whatever the
+/// umask, and narrowed (with a warning) if it was wider.
+fn private_data_dir(config: &Config) -> Result<(), StartError> {
+    let made =
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(&config.data_dir)
+            .and_then(|()| crate::signer::restrict_dir(&config.data_dir));
+    match made {
+        Ok(true) => tracing::warn!(
+            dir = %config.data_dir.display(),
+            "the data directory was open to others; narrowed it to 0700"
+        ),
+        Ok(false) => {}
+        Err(e) => {
+            return Err(StartError(format!(
+                "cannot create data directory {}: {e}",
+                config.data_dir.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Makes the CA's keys and certificates as the first `serve` would, or
+/// loads them (`cairn-ca init`).
+pub fn init_keys(config: &Config) -> Result<Pki, StartError> {
+    private_data_dir(config)?;
+    load_keys(
+        config,
+        &Urls::new(config.public_url(), config.public_http_url()),
+    )
+}
+
 fn load_keys(config: &Config, urls: &Urls) -> Result<Pki, StartError> {
     let lock_path = config.data_dir.join("pki.lock");
     let lock = std::fs::OpenOptions::new()

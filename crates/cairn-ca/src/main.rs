@@ -47,8 +47,19 @@ enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Operator actions on the CA's database; they work while `serve`
-    /// runs, on SQLite and PostgreSQL.
+    /// Make the CA's keys and certificates (what the first `serve` does)
+    /// and exit; with --root-key-out, keep the root keys out of the data
+    /// directory so that `serve` runs with the intermediates' keys only.
+    Init {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Move the two root keys into this new file (mode 0600), after
+        /// signing the roots' CRLs with them. Keep it offline.
+        #[arg(long, value_name = "FILE")]
+        root_key_out: Option<PathBuf>,
+    },
+    /// Operator actions on the CA's database and keys; they work while
+    /// `serve` runs, on SQLite and PostgreSQL.
     Admin {
         #[command(subcommand)]
         command: AdminCommand,
@@ -101,6 +112,15 @@ enum AdminCommand {
         /// Why, kept with the entry and shown to clients refused.
         #[arg(long, default_value = "key compromise")]
         reason: String,
+    },
+    /// Sign the roots' CRLs with root keys kept offline (`init
+    /// --root-key-out`); `serve` publishes them. Valid 335 days.
+    SignRootCrl {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The file `init --root-key-out` wrote.
+        #[arg(long, value_name = "FILE")]
+        root_key: PathBuf,
     },
 }
 
@@ -173,6 +193,47 @@ fn main() -> ExitCode {
                 (None, None, None) => unreachable!("clap requires one of them"),
             };
             run(block_key(config, target, reason))
+        }
+        Command::Admin {
+            command: AdminCommand::SignRootCrl { store, root_key },
+        } => {
+            init_logging(false);
+            let written = store
+                .load()
+                .map(|config| admin::sign_root_crl(&config, &root_key));
+            match written {
+                Ok(Ok(files)) => {
+                    for file in files {
+                        println!("wrote {}", file.display());
+                    }
+                    ExitCode::SUCCESS
+                }
+                Ok(Err(e)) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+                Err(code) => code,
+            }
+        }
+        Command::Init {
+            store,
+            root_key_out,
+        } => {
+            init_logging(false);
+            let report = store
+                .load()
+                .map(|config| admin::init(&config, root_key_out.as_deref()));
+            match report {
+                Ok(Ok(report)) => {
+                    println!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Ok(Err(e)) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+                Err(code) => code,
+            }
         }
     }
 }

@@ -78,7 +78,7 @@ pub(crate) fn sign(
         key_identifier_method: KeyIdMethod::PreSpecified(issuer.key_id.clone()),
     };
     let crl = params
-        .signed_by(&issuer.signer)
+        .signed_by(issuer.signer()?)
         .map_err(|e| CaError::internal("signing a CRL", e))?;
     Ok(crl.der().to_vec())
 }

@@ -39,7 +39,7 @@ const INTERMEDIATE_LIFETIME: Duration = Duration::days(5 * 365 + 1);
 /// CA certificates start an hour early, for relying parties with slow clocks.
 const BACKDATE: Duration = Duration::hours(1);
 
-/// A CA certificate whose private key the signer holds.
+/// A CA certificate and, unless it is a root kept offline, its private key.
 pub(crate) struct Authority {
     pub(crate) id: &'static str,
     pub(crate) cert_der: Vec<u8>,
@@ -47,7 +47,24 @@ pub(crate) struct Authority {
     pub(crate) key_id: Vec<u8>,
     pub(crate) not_before: OffsetDateTime,
     pub(crate) not_after: OffsetDateTime,
-    pub(crate) signer: Issuer<'static, KeyPair>,
+    /// `None` for a root whose key is kept out of the data directory
+    /// (`cairn-ca init --root-key-out`).
+    pub(crate) signer: Option<Issuer<'static, KeyPair>>,
+}
+
+impl Authority {
+    /// The signing key, or why there is none here.
+    pub(crate) fn signer(&self) -> Result<&Issuer<'static, KeyPair>, CaError> {
+        self.signer.as_ref().ok_or_else(|| {
+            CaError::internal(
+                "signing",
+                format!(
+                    "the key of {} is kept offline, not in the data directory",
+                    self.id
+                ),
+            )
+        })
+    }
 }
 
 impl fmt::Debug for Authority {
@@ -138,7 +155,13 @@ pub(crate) fn cert_file(id: &str) -> String {
 pub(crate) fn load(pki_dir: &Path) -> Result<Hierarchy, CaError> {
     let roots = ROOT_SPECS
         .iter()
-        .map(|spec| load_authority(pki_dir, spec))
+        .map(|spec| {
+            if pki_dir.join(key_file(spec.id)).exists() {
+                load_authority(pki_dir, spec)
+            } else {
+                load_offline_root(pki_dir, spec)
+            }
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let issuers = ISSUER_SPECS
         .iter()
@@ -334,7 +357,6 @@ fn ca_name(common_name: &str) -> DistinguishedName {
 
 fn load_authority(dir: &Path, spec: &KeySpec) -> Result<Authority, CaError> {
     let key_path = dir.join(key_file(spec.id));
-    let cert_path = dir.join(cert_file(spec.id));
     if files::restrict_file(&key_path)
         .map_err(|e| setup_error(format!("checking {}", key_path.display()), e))?
     {
@@ -344,30 +366,43 @@ fn load_authority(dir: &Path, spec: &KeySpec) -> Result<Authority, CaError> {
         .map_err(|e| setup_error(format!("reading {}", key_path.display()), e))?;
     let key_der = cairn_proto::pem::decode_one(&key_pem, "PRIVATE KEY")
         .ok_or_else(|| setup_error(key_path.display(), "no PKCS#8 PRIVATE KEY block"))?;
-    let key = KeyPair::from_pkcs8_der_and_sign_algo(
-        &PrivatePkcs8KeyDer::from(key_der.as_slice()),
-        spec.alg,
-    )
-    .map_err(|e| setup_error(key_path.display(), e))?;
+    authority_with_key(dir, spec, &key_der, &key_path)
+}
 
+/// A root whose key is not in the data directory: its certificate only.
+fn load_offline_root(dir: &Path, spec: &KeySpec) -> Result<Authority, CaError> {
+    let cert_path = dir.join(cert_file(spec.id));
     let cert_der = read_cert(&cert_path)?;
-    let (_, cert) =
-        X509Certificate::from_der(&cert_der).map_err(|e| setup_error(cert_path.display(), e))?;
-    if cert.public_key().raw != key.subject_public_key_info().as_slice() {
+    let (key_id, not_before, not_after) = certificate_facts(&cert_der, &cert_path)?;
+    Ok(Authority {
+        id: spec.id,
+        cert_der,
+        key_id,
+        not_before,
+        not_after,
+        signer: None,
+    })
+}
+
+/// The certificate of `spec` in `dir`, with the key `key_der` (PKCS#8)
+/// read from `key_path`, which must be the certificate's.
+fn authority_with_key(
+    dir: &Path,
+    spec: &KeySpec,
+    key_der: &[u8],
+    key_path: &Path,
+) -> Result<Authority, CaError> {
+    let cert_path = dir.join(cert_file(spec.id));
+    let key = KeyPair::from_pkcs8_der_and_sign_algo(&PrivatePkcs8KeyDer::from(key_der), spec.alg)
+        .map_err(|e| setup_error(key_path.display(), e))?;
+    let cert_der = read_cert(&cert_path)?;
+    if spki_of(&cert_der, &cert_path)? != key.subject_public_key_info() {
         return Err(setup_error(
             cert_path.display(),
             format!("does not match the key in {}", key_path.display()),
         ));
     }
-    let key_id = cert
-        .iter_extensions()
-        .find_map(|ext| match ext.parsed_extension() {
-            ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
-            _ => None,
-        })
-        .ok_or_else(|| setup_error(cert_path.display(), "has no subjectKeyIdentifier"))?;
-    let not_before = cert.validity().not_before.to_datetime();
-    let not_after = cert.validity().not_after.to_datetime();
+    let (key_id, not_before, not_after) = certificate_facts(&cert_der, &cert_path)?;
     let signer = Issuer::from_ca_cert_der(&CertificateDer::from(cert_der.as_slice()), key)
         .map_err(|e| setup_error(cert_path.display(), e))?;
     Ok(Authority {
@@ -376,8 +411,92 @@ fn load_authority(dir: &Path, spec: &KeySpec) -> Result<Authority, CaError> {
         key_id,
         not_before,
         not_after,
-        signer,
+        signer: Some(signer),
     })
+}
+
+/// A CA certificate's subjectKeyIdentifier and validity.
+fn certificate_facts(
+    cert_der: &[u8],
+    cert_path: &Path,
+) -> Result<(Vec<u8>, OffsetDateTime, OffsetDateTime), CaError> {
+    let (_, cert) =
+        X509Certificate::from_der(cert_der).map_err(|e| setup_error(cert_path.display(), e))?;
+    let key_id = cert
+        .iter_extensions()
+        .find_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
+            _ => None,
+        })
+        .ok_or_else(|| setup_error(cert_path.display(), "has no subjectKeyIdentifier"))?;
+    Ok((
+        key_id,
+        cert.validity().not_before.to_datetime(),
+        cert.validity().not_after.to_datetime(),
+    ))
+}
+
+/// Moves the root keys out of `pki_dir` into `out` (both PEM blocks, mode
+/// 0600, a file that must not exist yet), then deletes them from the data
+/// directory. `serve` then runs with the intermediates' keys only.
+pub(crate) fn take_roots_offline(pki_dir: &Path, out: &Path) -> Result<(), CaError> {
+    if out.exists() {
+        return Err(setup_error(
+            out.display(),
+            "exists already; name a new file for the root keys",
+        ));
+    }
+    let mut pem = String::new();
+    for spec in &ROOT_SPECS {
+        let path = pki_dir.join(key_file(spec.id));
+        pem.push_str(
+            &fs::read_to_string(&path)
+                .map_err(|e| setup_error(format!("reading {}", path.display()), e))?,
+        );
+    }
+    files::write_private(out, pem.as_bytes())
+        .map_err(|e| setup_error(format!("writing {}", out.display()), e))?;
+    for spec in &ROOT_SPECS {
+        let path = pki_dir.join(key_file(spec.id));
+        fs::remove_file(&path)
+            .map_err(|e| setup_error(format!("removing {}", path.display()), e))?;
+    }
+    files::sync_dir(pki_dir).map_err(|e| setup_error(format!("syncing {}", pki_dir.display()), e))
+}
+
+/// The roots of the hierarchy in `pki_dir` with their keys read from
+/// `key_file` (the PEM file `take_roots_offline` wrote: each key is matched
+/// to its root by public key).
+pub(crate) fn roots_with_keys(
+    pki_dir: &Path,
+    key_file_path: &Path,
+) -> Result<Vec<Authority>, CaError> {
+    let text = fs::read_to_string(key_file_path)
+        .map_err(|e| setup_error(format!("reading {}", key_file_path.display()), e))?;
+    let keys = cairn_proto::pem::decode_all(&text, "PRIVATE KEY");
+    ROOT_SPECS
+        .iter()
+        .map(|spec| {
+            let cert_path = pki_dir.join(cert_file(spec.id));
+            let spki = spki_of(&read_cert(&cert_path)?, &cert_path)?;
+            let key = keys
+                .iter()
+                .find(|der| {
+                    KeyPair::from_pkcs8_der_and_sign_algo(
+                        &PrivatePkcs8KeyDer::from(der.as_slice()),
+                        spec.alg,
+                    )
+                    .is_ok_and(|k| k.subject_public_key_info() == spki)
+                })
+                .ok_or_else(|| {
+                    setup_error(
+                        key_file_path.display(),
+                        format!("holds no key for {}", spec.id),
+                    )
+                })?;
+            authority_with_key(pki_dir, spec, key, key_file_path)
+        })
+        .collect()
 }
 
 fn read_cert(path: &Path) -> Result<Vec<u8>, CaError> {
@@ -392,12 +511,19 @@ fn spki_of(der: &[u8], path: &Path) -> Result<Vec<u8>, CaError> {
     Ok(cert.public_key().raw.to_vec())
 }
 
-/// Every file a complete hierarchy has, relative to the pki directory.
+/// Every file a complete hierarchy has, relative to the pki directory:
+/// the root keys may be kept elsewhere (offline).
 pub(crate) fn required_files() -> Vec<String> {
-    ROOT_SPECS
+    let roots = ROOT_SPECS.iter().map(|spec| cert_file(spec.id));
+    ISSUER_SPECS
         .iter()
-        .chain(&ISSUER_SPECS)
         .flat_map(|spec| [key_file(spec.id), cert_file(spec.id)])
+        .chain(roots)
         .chain([ECDSA_CROSS_FILE.to_owned()])
         .collect()
+}
+
+/// Where a root's CRL signed offline is kept, relative to the pki directory.
+pub(crate) fn offline_crl_file(id: &str) -> String {
+    format!("{id}.crl")
 }

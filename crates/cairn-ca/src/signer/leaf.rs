@@ -107,7 +107,7 @@ pub(crate) fn issue(
     ];
 
     let cert = params
-        .signed_by(&spki, &issuer.signer)
+        .signed_by(&spki, issuer.signer()?)
         .map_err(|e| CaError::internal("signing a certificate", e))?;
     Ok(cert.der().to_vec())
 }

@@ -291,6 +291,20 @@ impl Pki {
                 None => return Err(CaError::not_found(format!("issuer {issuer:?}"))),
             },
         };
+        if authority.signer.is_none() {
+            // A root kept offline: its CRL is signed offline too
+            // (`cairn-ca admin sign-root-crl`) and served as it is.
+            let path = self
+                .inner
+                .pki_dir
+                .join(hierarchy::offline_crl_file(authority.id));
+            return fs::read(&path).map_err(|_| {
+                CaError::not_found(format!(
+                    "the CRL of {issuer}: its key is offline; sign one with `cairn-ca admin \
+                     sign-root-crl --root-key FILE`"
+                ))
+            });
+        }
         let request = crl::CrlRequest {
             entries,
             this_update,
@@ -299,6 +313,43 @@ impl Pki {
             scope,
         };
         crl::sign(authority, &request, &self.inner.base_url)
+    }
+
+    /// Takes the root keys out of `data_dir`: signs each root's CRL while
+    /// the keys are still here (so `serve` has one to publish), writes the
+    /// keys to `out` (0600, must not exist), and deletes them from the
+    /// data directory.
+    pub fn take_roots_offline(
+        data_dir: &Path,
+        out: &Path,
+        now: OffsetDateTime,
+    ) -> Result<Vec<PathBuf>, CaError> {
+        let pki_dir = data_dir.join("pki");
+        check_complete(&pki_dir)?;
+        let hierarchy = hierarchy::load(&pki_dir)?;
+        if hierarchy.roots.iter().any(|root| root.signer.is_none()) {
+            return Err(setup_error(
+                pki_dir.display(),
+                "holds no root keys: they are offline already",
+            ));
+        }
+        let written = write_root_crls(&pki_dir, &hierarchy.roots, now)?;
+        hierarchy::take_roots_offline(&pki_dir, out)?;
+        Ok(written)
+    }
+
+    /// Signs each root's CRL with the root keys in `root_key_file` (what
+    /// [`Pki::take_roots_offline`] wrote) and stores them in `data_dir`,
+    /// where `serve` publishes them. Returns the files written.
+    pub fn sign_root_crls(
+        data_dir: &Path,
+        root_key_file: &Path,
+        now: OffsetDateTime,
+    ) -> Result<Vec<PathBuf>, CaError> {
+        let pki_dir = data_dir.join("pki");
+        check_complete(&pki_dir)?;
+        let roots = hierarchy::roots_with_keys(&pki_dir, root_key_file)?;
+        write_root_crls(&pki_dir, &roots, now)
     }
 
     /// The API's HTTPS certificate chain (DER, leaf first, then the ECDSA
@@ -380,6 +431,37 @@ fn setup_error(context: impl fmt::Display, cause: impl fmt::Display) -> CaError 
 
 /// Refuses to start on a `pki/` directory missing some of its files rather
 /// than making new keys over the old ones.
+/// How long a root's CRL signed offline is valid: the BR allow 12 months
+/// for a CRL of CA certificates (§4.9.7); a month's margin for re-signing.
+const ROOT_CRL_VALIDITY: time::Duration = time::Duration::days(335);
+
+/// Signs an empty CRL (no intermediate is revoked) for each root and
+/// writes it where `serve` finds it.
+fn write_root_crls(
+    pki_dir: &Path,
+    roots: &[hierarchy::Authority],
+    now: OffsetDateTime,
+) -> Result<Vec<PathBuf>, CaError> {
+    let number = u64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+    roots
+        .iter()
+        .map(|root| {
+            let request = crl::CrlRequest {
+                entries: &[],
+                this_update: now,
+                next_update: now + ROOT_CRL_VALIDITY,
+                number,
+                scope: crl::Scope::CaCertificates,
+            };
+            let der = crl::sign(root, &request, "")?;
+            let path = pki_dir.join(hierarchy::offline_crl_file(root.id));
+            files::write_public(&path, &der)
+                .map_err(|e| setup_error(format!("writing {}", path.display()), e))?;
+            Ok(path)
+        })
+        .collect()
+}
+
 fn check_complete(pki_dir: &Path) -> Result<(), CaError> {
     let missing: Vec<String> = hierarchy::required_files()
         .into_iter()

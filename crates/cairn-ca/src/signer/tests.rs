@@ -544,3 +544,65 @@ fn crls_list_the_revoked_serials() {
         ProblemType::BadRevocationReason
     );
 }
+
+/// Roots kept offline (security issue, item 12): `take_roots_offline`
+/// moves both root keys into one 0600 file and signs the roots' CRLs; the
+/// data directory then loads without them, still issues, and serves the
+/// CRLs signed offline; `sign_root_crls` signs new ones from the file.
+#[test]
+fn roots_can_be_kept_offline() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = options(&dir.path().join("ca"));
+    let online = Pki::load_or_create(&opts).expect("creates");
+    let now = OffsetDateTime::now_utc();
+    let key_file = dir.path().join("roots.key.pem");
+    let crls = Pki::take_roots_offline(&opts.data_dir, &key_file, now).expect("offline");
+    assert_eq!(crls.len(), 2);
+
+    let pki_dir = opts.data_dir.join("pki");
+    for root in ["root-ecdsa", "root-rsa"] {
+        assert!(!pki_dir.join(format!("{root}.key.pem")).exists(), "{root}");
+    }
+    let mode = fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let text = fs::read_to_string(&key_file).unwrap();
+    assert_eq!(cairn_proto::pem::decode_all(&text, "PRIVATE KEY").len(), 2);
+    let again = Pki::take_roots_offline(&opts.data_dir, &dir.path().join("again.pem"), now);
+    assert!(
+        again
+            .expect_err("nothing to take")
+            .detail
+            .contains("offline already")
+    );
+
+    let offline = Pki::load_or_create(&opts).expect("loads without the root keys");
+    assert_eq!(offline.roots(), online.roots());
+    let key = KeyPair::generate().expect("a key");
+    let names = vec![Identifier::dns("offline.example")];
+    let leaf = offline
+        .issue_leaf(&request(&offline, &key, CsrKey::Ecdsa(Curve::P256), names))
+        .expect("intermediates still sign");
+    assert!(!leaf.is_empty());
+
+    let served = offline
+        .crl("root-rsa", &[], now, now + Duration::days(1), 7)
+        .expect("the CRL signed offline");
+    assert_eq!(served, fs::read(&crls[1]).unwrap());
+    let (_, crl) = CertificateRevocationList::from_der(&served).expect("parses");
+    crl.verify_signature(parse(&offline.roots()[1]).public_key())
+        .expect("signed by the RSA root");
+
+    let later = now + Duration::days(300);
+    let renewed = Pki::sign_root_crls(&opts.data_dir, &key_file, later).expect("signs");
+    let renewed_der = fs::read(&renewed[0]).unwrap();
+    let (_, crl) = CertificateRevocationList::from_der(&renewed_der).unwrap();
+    assert!(crl.next_update().expect("nextUpdate").to_datetime() > later);
+    crl.verify_signature(parse(&offline.roots()[0]).public_key())
+        .expect("signed by the ECDSA root");
+
+    // Keys that are not the roots' are refused.
+    let wrong = dir.path().join("wrong.pem");
+    fs::write(&wrong, KeyPair::generate().unwrap().serialize_pem()).unwrap();
+    let err = Pki::sign_root_crls(&opts.data_dir, &wrong, later).expect_err("not the roots");
+    assert!(err.detail.contains("holds no key for"), "{}", err.detail);
+}

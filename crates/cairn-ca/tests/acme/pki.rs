@@ -87,3 +87,57 @@ pub(crate) fn openssl(args: &[&std::ffi::OsStr]) -> (bool, String) {
         ),
     )
 }
+
+/// `cairn-ca init --root-key-out` then `admin sign-root-crl`, as an
+/// operator runs them: the data directory keeps no root key, the key file
+/// is 0600, and signing the roots' CRLs from it works; a second init does
+/// not overwrite the key file.
+#[test]
+fn init_keeps_the_root_keys_out_and_sign_root_crl_uses_them() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("ca");
+    let keys = dir.path().join("roots.key.pem");
+    let cairn_ca = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cairn-ca"))
+            .args(args)
+            .args(["--dev", "--data-dir"])
+            .arg(&data)
+            .output()
+            .expect("cairn-ca runs")
+    };
+    let out = cairn_ca(&["init", "--root-key-out", keys.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("root keys are now only in"), "{stdout}");
+    let pki = data.join("pki");
+    assert!(!pki.join("root-ecdsa.key.pem").exists());
+    assert!(!pki.join("root-rsa.key.pem").exists());
+    assert!(pki.join("ecdsa-1.key.pem").exists(), "intermediates stay");
+    assert!(pki.join("root-rsa.crl").exists());
+    let mode = std::fs::metadata(&keys).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    let before = std::fs::read(pki.join("root-rsa.crl")).unwrap();
+    let out = cairn_ca(&[
+        "admin",
+        "sign-root-crl",
+        "--root-key",
+        keys.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(std::fs::read(pki.join("root-rsa.crl")).unwrap(), before);
+
+    let out = cairn_ca(&["init", "--root-key-out", keys.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("offline already"));
+}
