@@ -55,7 +55,11 @@ impl Standalone {
         if self.server.is_none() {
             let listener = super::bind(self.address, "the standalone http-01 server").await?;
             let responses = Arc::clone(&self.responses);
-            self.server = Some(tokio::spawn(serve(listener, responses)));
+            self.server = Some(tokio::spawn(serve(
+                listener,
+                responses,
+                super::RESPONDER_LIMITS,
+            )));
         }
         Ok(())
     }
@@ -77,8 +81,11 @@ impl Drop for Standalone {
     }
 }
 
-async fn serve(listener: tokio::net::TcpListener, responses: Responses) {
-    let limits = super::RESPONDER_LIMITS;
+async fn serve(
+    listener: tokio::net::TcpListener,
+    responses: Responses,
+    limits: cairn_serve::Limits,
+) {
     let gate = cairn_serve::Gate::new(limits.max_connections);
     let builder = cairn_serve::http_builder(&limits);
     loop {
@@ -141,4 +148,57 @@ fn respond(
         hyper::header::HeaderValue::from_static("text/plain"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    use super::*;
+
+    /// A client that trickles its request headers is cut off after the
+    /// header timeout, while another gets its answer meanwhile.
+    #[tokio::test]
+    async fn trickling_clients_are_cut_off_and_others_answered() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let responses = Responses::default();
+        responses
+            .lock()
+            .unwrap()
+            .insert("tok".into(), "tok.thumb".into());
+        let limits = cairn_serve::Limits {
+            header_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(5),
+            max_connections: 16,
+        };
+        let server = tokio::spawn(serve(listener, responses, limits));
+
+        let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+        slow.write_all(b"GET /.well-known/acme-challenge/tok HTTP/1.1\r\nHo")
+            .await
+            .unwrap();
+        let started = Instant::now();
+
+        let mut fast = tokio::net::TcpStream::connect(addr).await.unwrap();
+        fast.write_all(
+            b"GET /.well-known/acme-challenge/tok HTTP/1.1\r\nHost: a.example\r\n\
+              Connection: close\r\n\r\n",
+        )
+        .await
+        .unwrap();
+        let mut answer = String::new();
+        fast.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("tok.thumb"), "{answer}");
+
+        // The slow one: closed (an answer, then EOF) well before 10 s.
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut rest));
+        assert!(closed.await.is_ok(), "still open");
+        assert!(started.elapsed() >= Duration::from_millis(900));
+        server.abort();
+    }
 }

@@ -75,7 +75,11 @@ impl TlsAlpn {
             config.alpn_protocols = vec![ACME_TLS_ALPN_PROTOCOL.to_vec()];
             let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
             let listener = super::bind(self.address, "the standalone tls-alpn-01 server").await?;
-            self.server = Some(tokio::spawn(serve(listener, acceptor)));
+            self.server = Some(tokio::spawn(serve(
+                listener,
+                acceptor,
+                super::RESPONDER_LIMITS,
+            )));
         }
         Ok(())
     }
@@ -98,8 +102,11 @@ impl Drop for TlsAlpn {
     }
 }
 
-async fn serve(listener: tokio::net::TcpListener, acceptor: tokio_rustls::TlsAcceptor) {
-    let limits = super::RESPONDER_LIMITS;
+async fn serve(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    limits: cairn_serve::Limits,
+) {
     let gate = cairn_serve::Gate::new(limits.max_connections);
     loop {
         let pass = gate.enter().await;
