@@ -434,6 +434,9 @@ http_port = 80
         "[authenticator]\nkind = \"managed\"\nby = \"cairn-tls\"\n",
         "renewal-web-server.toml": RENEWAL_HEAD + '\n[authenticator]\nkind = "web-server"\n\n'
         '[authenticator.server]\n' + nginx,
+        # Regression: too long a wait for a Duration panicked (web_server.rs).
+        "renewal-web-server-long-sleep.toml": RENEWAL_HEAD + '\n[authenticator]\nkind = "web-server"\n\n'
+        '[authenticator.server]\n' + nginx.replace("sleep_seconds = 1.0", "sleep_seconds = 1e300"),
         "renewal-installer.toml": RENEWAL_HEAD + 'issuer_roots = "/etc/roots.pem"\n\n[authenticator]\n'
         'kind = "webroot"\nmap = []\n\n[installer]\ndomains = ["example.org"]\nredirect = true\nhsts = true\n\n'
         '[installer.server]\nkind = "apache"\nserver_root = "/etc/apache2"\nctl = "apache2ctl"\n'
