@@ -46,3 +46,14 @@ pub use identifier::{Identifier, IdentifierType};
 pub use jwk::{Algorithm, Curve, Jwk, PublicComponents};
 pub use key::{KeyPair, KeyType};
 pub use problem::{Problem, ProblemType};
+
+/// For the fuzz targets in `fuzz/`: internals they test directly. Not
+/// part of the API.
+#[doc(hidden)]
+pub mod fuzzing {
+    /// The strict JSON reading of [`crate::jws::VerifiedJws::payload_json`]
+    /// (duplicate members refused at any depth), without a signature first.
+    pub fn payload_json<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T, crate::Error> {
+        crate::strict_json::from_slice(payload).map_err(|e| crate::error::from_strict("payload", e))
+    }
+}

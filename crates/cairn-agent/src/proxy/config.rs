@@ -326,7 +326,7 @@ pub(crate) fn parse_file(text: &str) -> Result<ConfigFile> {
     })
 }
 
-fn build(file: ConfigFile, o: &Overrides) -> Result<ProxyConfig> {
+pub(crate) fn build(file: ConfigFile, o: &Overrides) -> Result<ProxyConfig> {
     let mut sites = Vec::new();
     for (i, site) in file.site.into_iter().enumerate() {
         let what = format!(

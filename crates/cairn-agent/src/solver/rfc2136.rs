@@ -282,7 +282,7 @@ fn random_id() -> u16 {
 
 /// Reads the INI credentials; unknown keys are refused (a typo would
 /// otherwise go unnoticed).
-fn parse_credentials(text: &str) -> Result<Rfc2136> {
+pub(crate) fn parse_credentials(text: &str) -> Result<Rfc2136> {
     let (mut server, mut port, mut name, mut secret, mut algorithm) =
         (None, 53u16, None, None, None);
     for (number, line) in text.lines().enumerate() {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, anyhow};
 use cairn_client::PreparedChallenge;
 use cairn_install::apache::Apache;
 use cairn_install::nginx::Nginx;
@@ -24,7 +24,12 @@ pub(crate) fn web_server(config: &WebServerConfig) -> Result<Arc<dyn WebServer>>
         WebServerKind::Nginx => {
             let mut nginx = Nginx::new(&config.server_root).with_ctl(&config.ctl);
             if let Some(seconds) = config.sleep_seconds {
-                nginx = nginx.with_sleep(Duration::from_secs_f64(seconds.max(0.0)));
+                // Negative and NaN wait nothing; what no Duration holds
+                // (infinite, over 2^64 s) is refused.
+                let sleep = Duration::try_from_secs_f64(seconds.max(0.0)).map_err(|_| {
+                    anyhow!("the wait after an nginx reload, {seconds} s, is too long")
+                })?;
+                nginx = nginx.with_sleep(sleep);
             }
             Ok(Arc::new(nginx))
         }
@@ -116,5 +121,39 @@ impl WebServerSolver {
             let _ = std::fs::remove_file(file);
         }
         restored
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nginx(sleep_seconds: f64) -> WebServerConfig {
+        WebServerConfig {
+            kind: WebServerKind::Nginx,
+            server_root: "/etc/nginx".into(),
+            ctl: "nginx".into(),
+            sleep_seconds: Some(sleep_seconds),
+            vhost_root: None,
+            le_vhost_ext: None,
+            https_port: 443,
+            http_port: 80,
+        }
+    }
+
+    /// Found by the agent_config fuzz target: `sleep_seconds = inf` (or
+    /// 1e20) in a renewal file, or `--nginx-sleep-seconds inf`, panicked
+    /// when made a Duration.
+    #[test]
+    fn a_wait_no_duration_holds_is_an_error() {
+        for bad in [f64::INFINITY, 1e20] {
+            match web_server(&nginx(bad)) {
+                Ok(_) => panic!("a wait of {bad} s accepted"),
+                Err(e) => assert!(e.to_string().contains("too long"), "{e}"),
+            }
+        }
+        for fine in [0.0, 1.5, 86_400.0, -1.0, f64::NEG_INFINITY, f64::NAN] {
+            assert!(web_server(&nginx(fine)).is_ok(), "{fine}");
+        }
     }
 }
