@@ -465,3 +465,26 @@ async fn a_small_order_ed25519_key_is_a_bad_public_key() {
     let detail = problem.detail.unwrap_or_default();
     assert!(detail.contains("small order"), "{detail}");
 }
+
+/// A key on the blocked list cannot become an account's key either.
+#[tokio::test(flavor = "multi_thread")]
+async fn key_change_to_a_blocked_key_is_a_bad_public_key() {
+    use cairn_ca::policy::keys;
+    use cairn_store::{BlockedKey, Storage as _};
+
+    let h = Harness::start(|_| {}).await;
+    let mut account = h.account().await;
+    let new_key = new_key();
+    let spki = keys::spki_der(new_key.public_jwk());
+    let blocked = BlockedKey {
+        spki_sha256: keys::spki_sha256(&spki),
+        reason: "blocked by an operator: test".into(),
+        blocked_at: time::OffsetDateTime::now_utc(),
+    };
+    assert!(h.store.block_key(&blocked).await.unwrap());
+    let err = account
+        .change_key(new_key)
+        .await
+        .expect_err("the new key is blocked");
+    assert!(err.is_problem(&ProblemType::BadPublicKey), "{err}");
+}

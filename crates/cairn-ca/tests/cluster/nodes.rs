@@ -131,6 +131,72 @@ async fn a_revocation_on_one_node_is_in_the_crl_of_another() {
     );
 }
 
+/// Security issue, item 4, on two nodes: a keyCompromise revocation at A
+/// revokes the key's other certificate too, B's CRL lists both at once,
+/// and B refuses the key at finalize.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_key_compromised_at_one_node_is_revoked_and_refused_at_another() {
+    let Some(cluster) = Cluster::start(2).await else {
+        return;
+    };
+    let a = cluster.client(A).await;
+    let on_a = new_account(&a, KeyPair::generate(KeyType::EcdsaP256).unwrap()).await;
+    let key = KeyPair::generate(KeyType::EcdsaP256).unwrap();
+    let mut serials = Vec::new();
+    let mut leaves = Vec::new();
+    for name in ["one.key.cluster.test", "two.key.cluster.test"] {
+        let mut order = ready_order(&on_a, &[name]).await;
+        order
+            .finalize(&cairn_client::csr(&dns(&[name]), &key).unwrap())
+            .await
+            .unwrap();
+        order.poll_valid().await.unwrap();
+        let leaf = order
+            .certificate()
+            .await
+            .unwrap()
+            .leaf_der()
+            .unwrap()
+            .to_vec();
+        let (_, parsed) = x509_parser::parse_x509_certificate(&leaf).unwrap();
+        serials.push(parsed.raw_serial().to_vec());
+        leaves.push(leaf);
+    }
+    on_a.revoke(&leaves[0], Some(1)).await.unwrap();
+
+    let crl_at_b = format!(
+        "http://{}/crl/ecdsa-1.crl",
+        cluster.nodes[usize::from(B)].http_addr
+    );
+    let der = reqwest::get(&crl_at_b)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let (_, crl) = CertificateRevocationList::from_der(&der).unwrap();
+    let mut listed: Vec<Vec<u8>> = crl
+        .iter_revoked_certificates()
+        .map(|entry| entry.raw_serial().to_vec())
+        .collect();
+    listed.sort();
+    serials.sort();
+    assert_eq!(listed, serials, "both certificates of the key, at B");
+
+    let b = cluster.client(B).await;
+    let on_b = on(&b, &on_a);
+    let names = ["three.key.cluster.test"];
+    let mut order = ready_order(&on_b, &names).await;
+    let err = order
+        .finalize(&cairn_client::csr(&dns(&names), &key).unwrap())
+        .await
+        .expect_err("the key is blocked at B too");
+    assert!(
+        err.is_problem(&cairn_proto::ProblemType::BadPublicKey),
+        "{err}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_finalizes_on_two_nodes_give_one_certificate() {
     let Some(cluster) = Cluster::start(2).await else {
