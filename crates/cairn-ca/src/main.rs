@@ -21,21 +21,8 @@ enum Command {
     /// Run the CA. With no configuration: SQLite in ./cairn-data, its own
     /// root and intermediates made on first start, API on port 443.
     Serve {
-        /// TOML configuration file (every key optional; see the README).
-        #[arg(long, short = 'c')]
-        config: Option<PathBuf>,
-        /// Pebble-compatible test settings: API on https://127.0.0.1:14000,
-        /// http-01 to port 5002, tls-alpn-01 to 5001, DNS at 127.0.0.1:8053,
-        /// loopback and private addresses allowed.
-        #[arg(long)]
-        dev: bool,
-        /// Where the database, keys and certificates live (overrides `data_dir`).
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// The database (overrides `database`): postgres://user@host:port/db
-        /// or sqlite:PATH. Default: SQLite in the data directory.
-        #[arg(long, value_name = "URL")]
-        database: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
         /// Log as JSON lines instead of text.
         #[arg(long)]
         log_json: bool,
@@ -74,19 +61,22 @@ enum Command {
     },
 }
 
-/// Which database a command works on.
+/// The configuration a command reads and where its data lives.
 #[derive(Debug, Args)]
 struct StoreArgs {
-    /// TOML configuration file (its `database` and `data_dir` are used).
+    /// TOML configuration file (every key optional; see the README).
     #[arg(long, short = 'c')]
     config: Option<PathBuf>,
-    /// Read the configuration as `serve --dev` would.
+    /// Pebble-compatible test settings: API on https://127.0.0.1:14000,
+    /// http-01 to port 5002, tls-alpn-01 to 5001, DNS at 127.0.0.1:8053,
+    /// loopback and private addresses allowed.
     #[arg(long)]
     dev: bool,
-    /// Overrides `data_dir` (where the default SQLite file lives).
+    /// Where the database, keys and certificates live (overrides `data_dir`).
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Overrides `database`.
+    /// The database (overrides `database`): postgres://user@host:port/db
+    /// or sqlite:PATH. Default: SQLite in the data directory.
     #[arg(long, value_name = "URL")]
     database: Option<String>,
 }
@@ -146,15 +136,9 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Serve {
-            config,
-            dev,
-            data_dir,
-            database,
-            log_json,
-        } => {
+        Command::Serve { store, log_json } => {
             init_logging(log_json);
-            let config = match load(config.as_deref(), dev, data_dir, database) {
+            let config = match store.load() {
                 Ok(c) => c,
                 Err(code) => return code,
             };
@@ -263,12 +247,10 @@ fn run(work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
 async fn block_key(config: Config, target: KeyToBlock, reason: String) -> ExitCode {
     match admin::block_key(&config, &target, &reason).await {
         Ok(blocked) => {
-            let hash: String = blocked
-                .spki_sha256
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            println!("blocked key sha256:{hash}");
+            println!(
+                "blocked key sha256:{}",
+                cairn_ca::policy::keys::hex(&blocked.spki_sha256)
+            );
             println!(
                 "revoked {} certificate(s) with that key{}{}",
                 blocked.revoked.len(),

@@ -112,6 +112,18 @@ pub(crate) fn reason_from_db(reason: impl Into<i64>) -> Result<u8> {
         .map_err(|_| StoreError::Backend(format!("stored revocation reason {reason} is invalid")))
 }
 
+/// A `blocked_keys` row `(spki_sha256, reason, blocked_at)`, as both
+/// backends read it.
+pub(crate) fn blocked_key_from_db(
+    (spki_sha256, reason, blocked_at): (Vec<u8>, String, i64),
+) -> Result<crate::model::BlockedKey> {
+    Ok(crate::model::BlockedKey {
+        spki_sha256,
+        reason,
+        blocked_at: time_from_db(blocked_at)?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

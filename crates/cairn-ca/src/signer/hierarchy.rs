@@ -159,7 +159,7 @@ pub(crate) fn load(pki_dir: &Path) -> Result<Hierarchy, CaError> {
             if pki_dir.join(key_file(spec.id)).exists() {
                 load_authority(pki_dir, spec)
             } else {
-                load_offline_root(pki_dir, spec)
+                load_certificate_only(pki_dir, spec)
             }
         })
         .collect::<Result<Vec<_>, _>>()?;
@@ -369,8 +369,9 @@ fn load_authority(dir: &Path, spec: &KeySpec) -> Result<Authority, CaError> {
     authority_with_key(dir, spec, &key_der, &key_path)
 }
 
-/// A root whose key is not in the data directory: its certificate only.
-fn load_offline_root(dir: &Path, spec: &KeySpec) -> Result<Authority, CaError> {
+/// The certificate of `spec` in `dir` without its key: a root whose key
+/// is kept out of the data directory.
+fn load_certificate_only(dir: &Path, spec: &KeySpec) -> Result<Authority, CaError> {
     let cert_path = dir.join(cert_file(spec.id));
     let cert_der = read_cert(&cert_path)?;
     let (key_id, not_before, not_after) = certificate_facts(&cert_der, &cert_path)?;
@@ -392,27 +393,21 @@ fn authority_with_key(
     key_der: &[u8],
     key_path: &Path,
 ) -> Result<Authority, CaError> {
+    let mut authority = load_certificate_only(dir, spec)?;
     let cert_path = dir.join(cert_file(spec.id));
     let key = KeyPair::from_pkcs8_der_and_sign_algo(&PrivatePkcs8KeyDer::from(key_der), spec.alg)
         .map_err(|e| setup_error(key_path.display(), e))?;
-    let cert_der = read_cert(&cert_path)?;
-    if spki_of(&cert_der, &cert_path)? != key.subject_public_key_info() {
+    if spki_of(&authority.cert_der, &cert_path)? != key.subject_public_key_info() {
         return Err(setup_error(
             cert_path.display(),
             format!("does not match the key in {}", key_path.display()),
         ));
     }
-    let (key_id, not_before, not_after) = certificate_facts(&cert_der, &cert_path)?;
-    let signer = Issuer::from_ca_cert_der(&CertificateDer::from(cert_der.as_slice()), key)
-        .map_err(|e| setup_error(cert_path.display(), e))?;
-    Ok(Authority {
-        id: spec.id,
-        cert_der,
-        key_id,
-        not_before,
-        not_after,
-        signer: Some(signer),
-    })
+    let cert = CertificateDer::from(authority.cert_der.as_slice());
+    let signer =
+        Issuer::from_ca_cert_der(&cert, key).map_err(|e| setup_error(cert_path.display(), e))?;
+    authority.signer = Some(signer);
+    Ok(authority)
 }
 
 /// A CA certificate's subjectKeyIdentifier and validity.

@@ -127,24 +127,9 @@ async fn accounturi_binds_the_name_to_one_account() {
     let names = dns(&["bound.test"]);
     h.issue(&owner, &names, &ChallengeType::Http01).await;
 
-    let order = other
-        .new_order(&NewOrder::new(names.clone()))
-        .await
-        .expect("newOrder");
-    let authz = order
-        .authorizations()
-        .await
-        .expect("authorizations")
-        .remove(0);
-    let challenge = authz
-        .prepare(&other, &ChallengeType::Http01)
-        .expect("http-01");
-    h.testkit
-        .add_http01(challenge.token.as_str(), &challenge.key_authorization)
-        .expect("provisioned");
-    other.respond(&challenge.url).await.expect("respond");
+    let authz_url = h.answer_http01(&other, "bound.test").await;
     let err = other
-        .poll_authorization(&authz.url)
+        .poll_authorization(&authz_url)
         .await
         .expect_err("CAA names another account");
     assert!(err.is_problem(&ProblemType::Caa), "{err}");

@@ -186,6 +186,28 @@ impl Harness {
         }
     }
 
+    /// A new order for one name whose http-01 challenge is provisioned and
+    /// answered; returns the authorization's URL, to poll for the outcome.
+    pub(crate) async fn answer_http01(&self, account: &Account, name: &str) -> String {
+        let order = account
+            .new_order(&NewOrder::new(dns(&[name])))
+            .await
+            .expect("newOrder");
+        let authz = order
+            .authorizations()
+            .await
+            .expect("authorizations")
+            .remove(0);
+        let challenge = authz
+            .prepare(account, &ChallengeType::Http01)
+            .expect("http-01");
+        self.testkit
+            .add_http01(challenge.token.as_str(), &challenge.key_authorization)
+            .expect("provisioned");
+        account.respond(&challenge.url).await.expect("respond");
+        authz.url
+    }
+
     /// A new order for `names`, every authorization validated with `kind`,
     /// polled until `ready`.
     pub(crate) async fn ready_order(

@@ -344,24 +344,9 @@ async fn caa_for_another_ca_fails_validation() {
         .expect("a CAA record");
     let account = h.account().await;
 
-    let order = account
-        .new_order(&NewOrder::new(dns(&["www.caa.test"])))
-        .await
-        .expect("newOrder");
-    let authz = order
-        .authorizations()
-        .await
-        .expect("authorizations")
-        .remove(0);
-    let challenge = authz
-        .prepare(&account, &ChallengeType::Http01)
-        .expect("http-01");
-    h.testkit
-        .add_http01(challenge.token.as_str(), &challenge.key_authorization)
-        .expect("provisioned");
-    account.respond(&challenge.url).await.expect("respond");
+    let authz_url = h.answer_http01(&account, "www.caa.test").await;
     let err = account
-        .poll_authorization(&authz.url)
+        .poll_authorization(&authz_url)
         .await
         .expect_err("CAA forbids it");
     assert!(err.is_problem(&ProblemType::Caa), "{err}");
@@ -420,23 +405,8 @@ async fn validations_are_bounded_per_account_and_fair() {
     // Another account: its validation does not wait for all three of
     // the busy account's (at most one running and one in line before it).
     let other = h.account().await;
-    let order = other
-        .new_order(&NewOrder::new(dns(&["other.quiet.test"])))
-        .await
-        .expect("newOrder");
-    let authz = order
-        .authorizations()
-        .await
-        .expect("authorizations")
-        .remove(0);
-    let challenge = authz
-        .prepare(&other, &ChallengeType::Http01)
-        .expect("http-01");
-    h.testkit
-        .add_http01(challenge.token.as_str(), &challenge.key_authorization)
-        .expect("provisioned");
-    other.respond(&challenge.url).await.expect("respond");
-    other.poll_authorization(&authz.url).await.expect("valid");
+    let authz_url = h.answer_http01(&other, "other.quiet.test").await;
+    other.poll_authorization(&authz_url).await.expect("valid");
     let mut busy_valid = 0;
     for (_, authz) in &urls[..3] {
         let state = busy.authorization(authz).await.expect("authz").state.status;

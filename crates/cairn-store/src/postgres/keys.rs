@@ -4,7 +4,7 @@ use time::OffsetDateTime;
 
 use super::{PgStore, db};
 use crate::Result;
-use crate::codec::{time_from_db, time_to_db};
+use crate::codec::{blocked_key_from_db, time_to_db};
 use crate::model::BlockedKey;
 
 pub(super) async fn block(store: &PgStore, key: &BlockedKey) -> Result<bool> {
@@ -30,14 +30,7 @@ pub(super) async fn blocked(store: &PgStore, spki_sha256: &[u8]) -> Result<Optio
     .fetch_optional(&store.pool)
     .await
     .map_err(db)?;
-    row.map(|(spki_sha256, reason, at)| {
-        Ok(BlockedKey {
-            spki_sha256,
-            reason,
-            blocked_at: time_from_db(at)?,
-        })
-    })
-    .transpose()
+    row.map(blocked_key_from_db).transpose()
 }
 
 pub(super) async fn live_certificates(

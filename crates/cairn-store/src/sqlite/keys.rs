@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 
 use super::{SqliteStore, db};
 use crate::Result;
-use crate::codec::{time_from_db, time_to_db};
+use crate::codec::{blocked_key_from_db, time_to_db};
 use crate::model::BlockedKey;
 
 pub(super) async fn block(store: &SqliteStore, key: &BlockedKey) -> Result<bool> {
@@ -40,14 +40,7 @@ pub(super) async fn blocked(store: &SqliteStore, spki_sha256: &[u8]) -> Result<O
             .map_err(db)
         })
         .await?;
-    row.map(|(spki_sha256, reason, at)| {
-        Ok(BlockedKey {
-            spki_sha256,
-            reason,
-            blocked_at: time_from_db(at)?,
-        })
-    })
-    .transpose()
+    row.map(blocked_key_from_db).transpose()
 }
 
 pub(super) async fn live_certificates(
